@@ -11,6 +11,7 @@ pkgs=(
     libprotoc-dev libprotobuf-dev
     libev-dev libcmocka-dev
     valgrind clang
+    clang-format clang-tidy cppcheck
 )
 
 missing=()

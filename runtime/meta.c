@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: MIT
+//
+// meta.c -- REQUEST/RESPONSE frame encode and metadata decode; see meta.h.
+
+#include "meta.h"
+
+#include "rawrpc/rawrpc.h"
+
+static size_t
+packed_size(const ProtobufCMessage *m)
+{
+    return m != NULL ? protobuf_c_message_get_packed_size(m) : 0;
+}
+
+int
+rr__call_put(rr_buf *b, uint8_t type, uint32_t call_id,
+             const ProtobufCMessage *meta, const ProtobufCMessage *payload,
+             uint32_t max_body)
+{
+    size_t meta_len = packed_size(meta);
+    size_t payload_len = packed_size(payload);
+
+    if (meta_len > RR_META_MAX || meta_len > max_body ||
+        payload_len > max_body - meta_len)
+        return RR_EMSGSIZE;
+
+    size_t len = meta_len + payload_len;
+    uint8_t *p;
+    int rv = rr__buf_reserve(b, RR_FRAME_HEADER_SIZE + len, &p);
+    if (rv != RR_OK)
+        return rv;
+
+    rr_frame f = {
+        .length = (uint32_t) len,
+        .type = type,
+        .meta_len = (uint16_t) meta_len,
+        .call_id = call_id,
+    };
+    rr__frame_header_put(p, &f);
+    p += RR_FRAME_HEADER_SIZE;
+    if (meta != NULL)
+        protobuf_c_message_pack(meta, p);
+    if (payload != NULL)
+        protobuf_c_message_pack(payload, p + meta_len);
+    rr__buf_commit(b, RR_FRAME_HEADER_SIZE + len);
+    return RR_OK;
+}
+
+int
+rr__meta_unpack(const ProtobufCMessageDescriptor *d, const rr_frame *f,
+                ProtobufCAllocator *a, ProtobufCMessage **out)
+{
+    ProtobufCMessage *m = protobuf_c_message_unpack(d, a, f->meta_len, f->body);
+
+    if (m == NULL)
+        return RR_EPROTO;
+    *out = m;
+    return RR_OK;
+}

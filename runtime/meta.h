@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+//
+// meta.h -- REQUEST and RESPONSE frames: metadata plus payload
+// (docs/PROTOCOL.md, section 5).
+//
+// The metadata messages come from proto/rawrpc/v1/wire.proto through
+// protoc-c.  Encoding packs the metadata and the payload once each,
+// directly into the output buffer; decoding unpacks the metadata and leaves
+// the payload where it is, to be unpacked straight from the receive buffer.
+
+#ifndef RR_META_H
+#define RR_META_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "frame.h"
+#include "rawrpc/v1/wire.pb-c.h"
+
+// rr__call_put appends a REQUEST or RESPONSE frame (type) for call_id,
+// with meta (a Rawrpc__V1__RequestMeta or __ResponseMeta) and the payload
+// message; either may be NULL for "empty".  Returns RR_OK; RR_EMSGSIZE if
+// the metadata exceeds 65535 bytes or the body exceeds max_body (the
+// peer's MAX_FRAME_SIZE); or the errors of rr__buf_reserve.  On error
+// nothing is appended.
+int rr__call_put(rr_buf *b, uint8_t type, uint32_t call_id,
+                 const ProtobufCMessage *meta, const ProtobufCMessage *payload,
+                 uint32_t max_body);
+
+// rr__meta_unpack unpacks the metadata prefix of a decoded REQUEST or
+// RESPONSE frame as a message of descriptor d, allocating through a (NULL:
+// malloc).  Returns RR_OK and sets *out, to be freed with
+// protobuf_c_message_free_unpacked(*out, a); or RR_EPROTO if the bytes do
+// not unpack (truncated or garbled metadata).
+int rr__meta_unpack(const ProtobufCMessageDescriptor *d, const rr_frame *f,
+                    ProtobufCAllocator *a, ProtobufCMessage **out);
+
+// The payload of a decoded REQUEST or RESPONSE: the bytes after the
+// metadata.
+static inline const uint8_t *
+rr__frame_payload(const rr_frame *f)
+{
+    return f->body + f->meta_len;
+}
+
+static inline size_t
+rr__frame_payload_len(const rr_frame *f)
+{
+    return (size_t) f->length - f->meta_len;
+}
+
+#endif // RR_META_H

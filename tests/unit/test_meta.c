@@ -1,0 +1,315 @@
+// SPDX-License-Identifier: MIT
+//
+// test_meta.c -- REQUEST and RESPONSE frames: metadata and payload, the
+// spec's vectors byte for byte, limits, and metadata that does not unpack.
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "buf.h"
+#include "frame.h"
+#include "meta.h"
+#include "rawrpc/rawrpc.h"
+#include "testmsg.pb-c.h"
+#include "vectors.h"
+
+#define MAX_BODY (4u * 1024 * 1024)
+
+static void
+expect_bytes(const rr_buf *b, const uint8_t *want, size_t len)
+{
+    assert_int_equal(rr__buf_size(b), len);
+    assert_memory_equal(rr__buf_data(b), want, len);
+}
+
+static void
+test_meta_request_vector(void **state)
+{
+    (void) state;
+    rr_buf b;
+    Rawrpc__V1__RequestMeta meta = RAWRPC__V1__REQUEST_META__INIT;
+    Rrtest__Echo echo = RRTEST__ECHO__INIT;
+
+    char method[] = "/demo.Echo/Say", hi[] = "hi";
+
+    meta.method = method;
+    meta.timeout_us = 250000;
+    echo.text = hi;
+    rr__buf_init(&b, 1024);
+    assert_int_equal(
+        rr__call_put(&b, RR_FRAME_REQUEST, 1, &meta.base, &echo.base, MAX_BODY),
+        RR_OK);
+    expect_bytes(&b, vec_request, sizeof(vec_request));
+    rr__buf_fini(&b);
+}
+
+static void
+test_meta_request_with_user_metadata_vector(void **state)
+{
+    (void) state;
+    rr_buf b;
+    Rawrpc__V1__RequestMeta meta = RAWRPC__V1__REQUEST_META__INIT;
+    Rawrpc__V1__MetadataEntry e = RAWRPC__V1__METADATA_ENTRY__INIT;
+    Rawrpc__V1__MetadataEntry *entries[] = {&e};
+
+    char key[] = "trace-id", method[] = "/demo.Echo/Say";
+    uint8_t value[] = {'a', 'b', 'c'};
+
+    e.key = key;
+    e.value.data = value;
+    e.value.len = 3;
+    meta.method = method;
+    meta.n_metadata = 1;
+    meta.metadata = entries;
+    rr__buf_init(&b, 1024);
+    assert_int_equal(
+        rr__call_put(&b, RR_FRAME_REQUEST, 2, &meta.base, NULL, MAX_BODY),
+        RR_OK);
+    expect_bytes(&b, vec_request_md, sizeof(vec_request_md));
+    rr__buf_fini(&b);
+}
+
+static void
+test_meta_response_vectors(void **state)
+{
+    (void) state;
+    rr_buf b;
+    Rawrpc__V1__ResponseMeta ok = RAWRPC__V1__RESPONSE_META__INIT;
+    Rawrpc__V1__ResponseMeta err = RAWRPC__V1__RESPONSE_META__INIT;
+    Rrtest__Echo echo = RRTEST__ECHO__INIT;
+
+    char hi[] = "hi", no_such_key[] = "no such key";
+
+    echo.text = hi;
+    rr__buf_init(&b, 1024);
+    // An OK response with no metadata costs zero metadata bytes, whether
+    // the metadata message is given or left out.
+    assert_int_equal(
+        rr__call_put(&b, RR_FRAME_RESPONSE, 1, &ok.base, &echo.base, MAX_BODY),
+        RR_OK);
+    expect_bytes(&b, vec_response_ok, sizeof(vec_response_ok));
+    rr__buf_consume(&b, rr__buf_size(&b));
+    assert_int_equal(
+        rr__call_put(&b, RR_FRAME_RESPONSE, 1, NULL, &echo.base, MAX_BODY),
+        RR_OK);
+    expect_bytes(&b, vec_response_ok, sizeof(vec_response_ok));
+    rr__buf_consume(&b, rr__buf_size(&b));
+
+    err.status = RR_STATUS_NOT_FOUND;
+    err.message = no_such_key;
+    assert_int_equal(
+        rr__call_put(&b, RR_FRAME_RESPONSE, 2, &err.base, NULL, MAX_BODY),
+        RR_OK);
+    expect_bytes(&b, vec_response_err, sizeof(vec_response_err));
+    rr__buf_fini(&b);
+}
+
+static void
+test_meta_decode_request_and_payload_in_place(void **state)
+{
+    (void) state;
+    rr_frame f;
+    ProtobufCMessage *m;
+
+    assert_int_equal(
+        rr__frame_decode(vec_request_md, sizeof(vec_request_md), MAX_BODY, &f),
+        sizeof(vec_request_md));
+    assert_int_equal(
+        rr__meta_unpack(&rawrpc__v1__request_meta__descriptor, &f, NULL, &m),
+        RR_OK);
+    Rawrpc__V1__RequestMeta *meta = (Rawrpc__V1__RequestMeta *) m;
+    assert_string_equal(meta->method, "/demo.Echo/Say");
+    assert_int_equal(meta->timeout_us, 0);
+    assert_int_equal(meta->n_metadata, 1);
+    assert_string_equal(meta->metadata[0]->key, "trace-id");
+    assert_int_equal(meta->metadata[0]->value.len, 3);
+    assert_memory_equal(meta->metadata[0]->value.data, "abc", 3);
+    assert_int_equal(rr__frame_payload_len(&f), 0);
+    protobuf_c_message_free_unpacked(m, NULL);
+
+    // The payload is unpacked straight from the receive buffer.
+    assert_int_equal(
+        rr__frame_decode(vec_request, sizeof(vec_request), MAX_BODY, &f),
+        sizeof(vec_request));
+    assert_ptr_equal(rr__frame_payload(&f), vec_request + 12 + 20);
+    Rrtest__Echo *echo = rrtest__echo__unpack(NULL, rr__frame_payload_len(&f),
+                                              rr__frame_payload(&f));
+    assert_non_null(echo);
+    assert_string_equal(echo->text, "hi");
+    rrtest__echo__free_unpacked(echo, NULL);
+}
+
+static void
+test_meta_decode_response(void **state)
+{
+    (void) state;
+    rr_frame f;
+    ProtobufCMessage *m;
+
+    assert_true(rr__frame_decode(vec_response_err, sizeof(vec_response_err),
+                                 MAX_BODY, &f) > 0);
+    assert_int_equal(
+        rr__meta_unpack(&rawrpc__v1__response_meta__descriptor, &f, NULL, &m),
+        RR_OK);
+    Rawrpc__V1__ResponseMeta *meta = (Rawrpc__V1__ResponseMeta *) m;
+    assert_int_equal(meta->status, RR_STATUS_NOT_FOUND);
+    assert_string_equal(meta->message, "no such key");
+    protobuf_c_message_free_unpacked(m, NULL);
+
+    // Zero metadata bytes unpack to the defaults: status OK.
+    assert_true(rr__frame_decode(vec_response_ok, sizeof(vec_response_ok),
+                                 MAX_BODY, &f) > 0);
+    assert_int_equal(
+        rr__meta_unpack(&rawrpc__v1__response_meta__descriptor, &f, NULL, &m),
+        RR_OK);
+    assert_int_equal(((Rawrpc__V1__ResponseMeta *) m)->status, RR_STATUS_OK);
+    protobuf_c_message_free_unpacked(m, NULL);
+}
+
+static void
+test_meta_truncated_and_garbled(void **state)
+{
+    (void) state;
+    uint8_t buf[sizeof(vec_request)];
+    rr_frame f;
+    ProtobufCMessage *m = NULL;
+
+    // meta_len cut to 10: the method string's length says 14 bytes, so
+    // the metadata is truncated.  The frame itself is well-formed.
+    memcpy(buf, vec_request, sizeof(buf));
+    buf[7] = 10;
+    assert_int_equal(rr__frame_decode(buf, sizeof(buf), MAX_BODY, &f),
+                     sizeof(buf));
+    assert_int_equal(
+        rr__meta_unpack(&rawrpc__v1__request_meta__descriptor, &f, NULL, &m),
+        RR_EPROTO);
+    assert_null(m);
+
+    // A wire type 7 tag is garbage to protobuf.
+    memcpy(buf, vec_request, sizeof(buf));
+    buf[12] = 0x0F;
+    assert_int_equal(rr__frame_decode(buf, sizeof(buf), MAX_BODY, &f),
+                     sizeof(buf));
+    assert_int_equal(
+        rr__meta_unpack(&rawrpc__v1__request_meta__descriptor, &f, NULL, &m),
+        RR_EPROTO);
+}
+
+static void
+test_meta_size_limits(void **state)
+{
+    (void) state;
+    rr_buf b;
+    Rawrpc__V1__RequestMeta meta = RAWRPC__V1__REQUEST_META__INIT;
+    Rrtest__Echo echo = RRTEST__ECHO__INIT;
+    char *method = malloc(70000);
+
+    assert_non_null(method);
+    memset(method, 'm', 69999);
+    method[69999] = '\0';
+    rr__buf_init(&b, 1 << 20);
+
+    // Metadata over 65535 bytes cannot be framed.
+    meta.method = method;
+    assert_int_equal(
+        rr__call_put(&b, RR_FRAME_REQUEST, 1, &meta.base, NULL, MAX_BODY),
+        RR_EMSGSIZE);
+    assert_int_equal(rr__buf_size(&b), 0);
+
+    // Body at the peer's limit fits; one byte more does not.
+    char short_method[] = "/m";
+    meta.method = short_method; // 4 bytes of metadata
+    echo.data.data = (uint8_t *) method;
+    echo.data.len = 1000 - 4 - 3; // tag + 2-byte length + bytes
+    assert_int_equal(
+        rr__call_put(&b, RR_FRAME_REQUEST, 1, &meta.base, &echo.base, 1000),
+        RR_OK);
+    assert_int_equal(rr__buf_size(&b), RR_FRAME_HEADER_SIZE + 1000);
+    echo.data.len++;
+    assert_int_equal(
+        rr__call_put(&b, RR_FRAME_REQUEST, 2, &meta.base, &echo.base, 1000),
+        RR_EMSGSIZE);
+    // Metadata alone larger than the limit.
+    meta.method = method + 69999 - 2000;
+    assert_int_equal(
+        rr__call_put(&b, RR_FRAME_REQUEST, 3, &meta.base, NULL, 1000),
+        RR_EMSGSIZE);
+    assert_int_equal(rr__buf_size(&b), RR_FRAME_HEADER_SIZE + 1000);
+
+    // The output buffer's cap: nothing appended.
+    rr_buf small;
+    rr__buf_init(&small, 20);
+    char say[] = "/demo.Echo/Say";
+    meta.method = say;
+    assert_int_equal(
+        rr__call_put(&small, RR_FRAME_REQUEST, 1, &meta.base, NULL, MAX_BODY),
+        RR_ENOBUFS);
+    assert_int_equal(rr__buf_size(&small), 0);
+    rr__buf_fini(&small);
+    rr__buf_fini(&b);
+    free(method);
+}
+
+typedef struct counting {
+    int live;
+    int total;
+} counting;
+
+static void *
+counting_alloc(void *data, size_t size)
+{
+    counting *c = data;
+    c->live++;
+    c->total++;
+    return malloc(size);
+}
+
+static void
+counting_free(void *data, void *p)
+{
+    counting *c = data;
+    c->live--;
+    free(p);
+}
+
+static void
+test_meta_unpack_uses_given_allocator(void **state)
+{
+    (void) state;
+    counting c = {0, 0};
+    ProtobufCAllocator a = {counting_alloc, counting_free, &c};
+    rr_frame f;
+    ProtobufCMessage *m;
+
+    // The runtime passes a per-call arena here; everything the metadata
+    // needs must come from it.
+    assert_true(rr__frame_decode(vec_request_md, sizeof(vec_request_md),
+                                 MAX_BODY, &f) > 0);
+    assert_int_equal(
+        rr__meta_unpack(&rawrpc__v1__request_meta__descriptor, &f, &a, &m),
+        RR_OK);
+    assert_true(c.total > 0);
+    protobuf_c_message_free_unpacked(m, &a);
+    assert_int_equal(c.live, 0);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_meta_request_vector),
+        cmocka_unit_test(test_meta_request_with_user_metadata_vector),
+        cmocka_unit_test(test_meta_response_vectors),
+        cmocka_unit_test(test_meta_decode_request_and_payload_in_place),
+        cmocka_unit_test(test_meta_decode_response),
+        cmocka_unit_test(test_meta_truncated_and_garbled),
+        cmocka_unit_test(test_meta_size_limits),
+        cmocka_unit_test(test_meta_unpack_uses_given_allocator),
+    };
+    return cmocka_run_group_tests_name("meta", tests, NULL, NULL);
+}
