@@ -159,21 +159,32 @@ rr__frame_header_put(uint8_t *out, const rr_frame *f)
 }
 
 int
+rr__frame_start(rr_buf *b, const rr_frame *h, uint8_t **body)
+{
+    uint8_t *p;
+    int rv = rr__buf_reserve(b, RR_FRAME_HEADER_SIZE + (size_t) h->length, &p);
+
+    if (rv != RR_OK)
+        return rv;
+    rr__frame_header_put(p, h);
+    *body = p + RR_FRAME_HEADER_SIZE;
+    return RR_OK;
+}
+
+int
 rr__frame_put(rr_buf *b, uint8_t type, uint32_t call_id, const void *body,
               size_t len)
 {
     if (len > UINT32_MAX)
         return RR_EMSGSIZE;
 
+    rr_frame f = {.length = (uint32_t) len, .type = type, .call_id = call_id};
     uint8_t *p;
-    int rv = rr__buf_reserve(b, RR_FRAME_HEADER_SIZE + len, &p);
+    int rv = rr__frame_start(b, &f, &p);
     if (rv != RR_OK)
         return rv;
-
-    rr_frame f = {.length = (uint32_t) len, .type = type, .call_id = call_id};
-    rr__frame_header_put(p, &f);
     if (len > 0)
-        memcpy(p + RR_FRAME_HEADER_SIZE, body, len);
+        memcpy(p, body, len);
     rr__buf_commit(b, RR_FRAME_HEADER_SIZE + len);
     return RR_OK;
 }
@@ -200,18 +211,16 @@ rr__frame_put_goaway(rr_buf *b, uint32_t last_call_id, uint32_t code,
         return RR_EMSGSIZE;
 
     size_t len = RR_GOAWAY_FIXED_SIZE + mlen;
+    rr_frame f = {.length = (uint32_t) len, .type = RR_FRAME_GOAWAY};
     uint8_t *p;
-    int rv = rr__buf_reserve(b, RR_FRAME_HEADER_SIZE + len, &p);
+    int rv = rr__frame_start(b, &f, &p);
     if (rv != RR_OK)
         return rv;
-
-    rr_frame f = {.length = (uint32_t) len, .type = RR_FRAME_GOAWAY};
-    rr__frame_header_put(p, &f);
-    rr__put_be32(p + RR_FRAME_HEADER_SIZE, last_call_id);
-    rr__put_be32(p + RR_FRAME_HEADER_SIZE + 4, code);
+    rr__put_be32(p, last_call_id);
+    rr__put_be32(p + 4, code);
     // The wire carries the text without its NUL: the length bounds it.
     if (mlen > 0) // NOLINTNEXTLINE(bugprone-not-null-terminated-result)
-        memcpy(p + RR_FRAME_HEADER_SIZE + RR_GOAWAY_FIXED_SIZE, message, mlen);
+        memcpy(p + RR_GOAWAY_FIXED_SIZE, message, mlen);
     rr__buf_commit(b, RR_FRAME_HEADER_SIZE + len);
     return RR_OK;
 }

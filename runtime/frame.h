@@ -91,6 +91,13 @@ int rr__frame_check(const rr_frame *f, uint32_t max_body, char *msg,
 // rr__frame_header_put writes the 12 header bytes of f to out.
 void rr__frame_header_put(uint8_t *out, const rr_frame *f);
 
+// rr__frame_start reserves room for a whole frame whose header is h,
+// writes the header and sets *body to where its h->length body bytes go.
+// The frame counts once the caller has written the body and called
+// rr__buf_commit(b, RR_FRAME_HEADER_SIZE + h->length).  Errors as
+// rr__buf_reserve.
+int rr__frame_start(rr_buf *b, const rr_frame *h, uint8_t **body);
+
 // rr__frame_put appends a frame with a raw body of len bytes.  Returns
 // RR_OK, RR_EMSGSIZE if len does not fit the 32-bit length, or the errors
 // of rr__buf_reserve; on error nothing is appended.

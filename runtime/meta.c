@@ -25,19 +25,16 @@ rr__call_put(rr_buf *b, uint8_t type, uint32_t call_id,
         return RR_EMSGSIZE;
 
     size_t len = meta_len + payload_len;
-    uint8_t *p;
-    int rv = rr__buf_reserve(b, RR_FRAME_HEADER_SIZE + len, &p);
-    if (rv != RR_OK)
-        return rv;
-
     rr_frame f = {
         .length = (uint32_t) len,
         .type = type,
         .meta_len = (uint16_t) meta_len,
         .call_id = call_id,
     };
-    rr__frame_header_put(p, &f);
-    p += RR_FRAME_HEADER_SIZE;
+    uint8_t *p;
+    int rv = rr__frame_start(b, &f, &p);
+    if (rv != RR_OK)
+        return rv;
     if (meta != NULL)
         protobuf_c_message_pack(meta, p);
     if (payload != NULL)
