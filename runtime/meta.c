@@ -4,6 +4,8 @@
 
 #include "meta.h"
 
+#include <string.h>
+
 #include "rawrpc/rawrpc.h"
 
 static size_t
@@ -12,13 +14,14 @@ packed_size(const ProtobufCMessage *m)
     return m != NULL ? protobuf_c_message_get_packed_size(m) : 0;
 }
 
-int
-rr__call_put(rr_buf *b, uint8_t type, uint32_t call_id,
-             const ProtobufCMessage *meta, const ProtobufCMessage *payload,
-             uint32_t max_body)
+// Frames meta plus a payload given either as a message or as bytes.
+static int
+call_put(rr_buf *b, uint8_t type, uint32_t call_id,
+         const ProtobufCMessage *meta, const ProtobufCMessage *payload,
+         const uint8_t *raw, size_t raw_len, uint32_t max_body)
 {
     size_t meta_len = packed_size(meta);
-    size_t payload_len = packed_size(payload);
+    size_t payload_len = payload != NULL ? packed_size(payload) : raw_len;
 
     if (meta_len > RR_META_MAX || meta_len > max_body ||
         payload_len > max_body - meta_len)
@@ -39,8 +42,26 @@ rr__call_put(rr_buf *b, uint8_t type, uint32_t call_id,
         protobuf_c_message_pack(meta, p);
     if (payload != NULL)
         protobuf_c_message_pack(payload, p + meta_len);
+    else if (raw_len > 0)
+        memcpy(p + meta_len, raw, raw_len);
     rr__buf_commit(b, RR_FRAME_HEADER_SIZE + len);
     return RR_OK;
+}
+
+int
+rr__call_put(rr_buf *b, uint8_t type, uint32_t call_id,
+             const ProtobufCMessage *meta, const ProtobufCMessage *payload,
+             uint32_t max_body)
+{
+    return call_put(b, type, call_id, meta, payload, NULL, 0, max_body);
+}
+
+int
+rr__call_put_raw(rr_buf *b, uint8_t type, uint32_t call_id,
+                 const ProtobufCMessage *meta, const uint8_t *payload,
+                 size_t len, uint32_t max_body)
+{
+    return call_put(b, type, call_id, meta, NULL, payload, len, max_body);
 }
 
 int

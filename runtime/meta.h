@@ -29,6 +29,12 @@ int rr__call_put(rr_buf *b, uint8_t type, uint32_t call_id,
                  const ProtobufCMessage *meta, const ProtobufCMessage *payload,
                  uint32_t max_body);
 
+// rr__call_put_raw is rr__call_put with a payload already packed: len
+// bytes at payload (a reply packed on another thread).
+int rr__call_put_raw(rr_buf *b, uint8_t type, uint32_t call_id,
+                     const ProtobufCMessage *meta, const uint8_t *payload,
+                     size_t len, uint32_t max_body);
+
 // rr__meta_unpack unpacks the metadata prefix of a decoded REQUEST or
 // RESPONSE frame as a message of descriptor d, allocating through a (NULL:
 // malloc).  Returns RR_OK and sets *out, to be freed with

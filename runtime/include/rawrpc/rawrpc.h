@@ -3,14 +3,29 @@
 // rawrpc.h -- the whole public API of rawrpc.
 //
 // rawrpc carries length-prefixed protobuf-c messages over plain TCP on a
-// libev loop; docs/PROTOCOL.md specifies the bytes.  This header is sectioned
-// like uv.h: version, errors, status codes.  Every function documents its
-// contract in a paragraph that starts with its name.
+// libev loop; docs/PROTOCOL.md specifies the bytes and docs/GUIDE.md shows
+// how to use this API.  The header is sectioned like uv.h: version, errors,
+// status codes, logging, methods, server, calls, channel.  Every function
+// documents its contract in a paragraph that starts with its name.
+//
+// Threads: a server or channel belongs to the loop it was made with and is
+// used only from that loop's thread; the one exception is
+// rr_call_reply_from_thread / rr_call_fail_from_thread.  Different loops on
+// different threads are independent.
+//
+// Callbacks: a function that returns an error never runs its callback.  One
+// that returns RR_OK runs it exactly once, from the loop, never before the
+// function has returned.
 
 #ifndef RAWRPC_H
 #define RAWRPC_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include <ev.h>
+#include <protobuf-c/protobuf-c.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -91,6 +106,246 @@ typedef enum rr_status {
 // "NOT_FOUND" for 5; codes above RR_STATUS_MAX are reported as "UNKNOWN",
 // as the protocol says they must be treated.  It never returns NULL.
 RR_API const char *rr_status_name(uint32_t status);
+
+// ---------------------------------------------------------------- logging
+
+typedef enum rr_log_level {
+    RR_LOG_DEBUG = 0,
+    RR_LOG_INFO = 1,
+    RR_LOG_WARN = 2,
+    RR_LOG_ERROR = 3,
+    RR_LOG_OFF = 4,
+} rr_log_level;
+
+typedef void (*rr_log_cb)(rr_log_level level, const char *msg, void *arg);
+
+// rr_log_set routes the library's log lines to cb, which gets one line
+// without a trailing newline; lines below min are not even formatted.  The
+// default writes RR_LOG_WARN and up to stderr with a timestamp.  cb NULL
+// restores the default.  Call it before starting loops on other threads.
+RR_API void rr_log_set(rr_log_cb cb, void *arg, rr_log_level min);
+
+// rr_log_level_parse turns "debug", "info", "warn", "error" or "off" into
+// *out.  Returns RR_OK or RR_EINVAL.
+RR_API int rr_log_level_parse(const char *name, rr_log_level *out);
+
+// ---------------------------------------------------------------- methods
+
+// One RPC method as both sides see it.  Generated code defines one constant
+// per method; by hand: {"/pkg.Service/Method", &in__descriptor,
+// &out__descriptor}.
+typedef struct rr_method {
+    const char *full_name;                    // "/pkg.Service/Method"
+    const ProtobufCMessageDescriptor *input;  // request message
+    const ProtobufCMessageDescriptor *output; // reply message
+} rr_method;
+
+// One user metadata pair.  Keys are case-sensitive; "rr-" is reserved.
+typedef struct rr_metadata {
+    const char *key;
+    const uint8_t *value;
+    size_t value_len;
+} rr_metadata;
+
+// ----------------------------------------------------------------- server
+
+typedef struct rr_server rr_server;
+typedef struct rr_call rr_call;
+
+// Server options; rr_server_opts_init sets every default named here.
+typedef struct rr_server_opts {
+    int backlog;                   // listen(2) backlog: 511
+    uint32_t max_connections;      // accepted and open at once: 10000
+    uint32_t max_concurrent_calls; // per connection: 1024
+    uint32_t max_frame_size;       // largest frame body accepted: 4 MiB
+    uint32_t max_metadata_size;    // request metadata bytes: 8192
+    double handshake_timeout;      // seconds to get preface+SETTINGS: 10
+    double heartbeat_interval;     // idle seconds before a PING: 30
+    double heartbeat_timeout;      // silent seconds before death: 20
+    size_t out_high_water;         // stop reading a peer above: 4 MiB
+    size_t out_low_water;          // ... resume below: 1 MiB
+    double grace_period;           // rr_server_shutdown default: 10 s
+    bool tcp_keepalive;            // SO_KEEPALIVE with the heartbeat: false
+} rr_server_opts;
+
+RR_API void rr_server_opts_init(rr_server_opts *opts);
+
+// rr_server_new makes a server on loop; opts NULL means the defaults.
+// Returns RR_OK and sets *out, or RR_ENOMEM / RR_EINVAL.
+RR_API int rr_server_new(rr_server **out, struct ev_loop *loop,
+                         const rr_server_opts *opts);
+
+// A handler gets the call and its unpacked request, which stays valid
+// until the call is completed.  It must complete the call exactly once,
+// now or later, with rr_call_reply or rr_call_fail, even after the call
+// was cancelled; that completion frees the call.
+typedef void (*rr_handler_cb)(rr_call *call, const ProtobufCMessage *req,
+                              void *arg);
+
+// rr_server_add_service registers svc's methods, dispatched by full name.
+// handlers[i] serves svc->methods[i]; a NULL entry answers UNIMPLEMENTED.
+// The descriptor and handlers array must outlive the server.  Returns
+// RR_OK, RR_EINVAL if a method is already registered, or RR_ENOMEM.
+RR_API int rr_server_add_service(rr_server *srv,
+                                 const ProtobufCServiceDescriptor *svc,
+                                 const rr_handler_cb *handlers, void *arg);
+
+// rr_server_listen binds and listens on "host:port" (IPv4 or "[v6]:port";
+// port 0 lets the kernel choose) or "unix:/path".  It may be called more
+// than once.  Returns RR_OK, RR_EINVAL for an unparsable address, or
+// RR_ECLOSED when bind or listen fails (the log says why).
+RR_API int rr_server_listen(rr_server *srv, const char *address);
+
+// rr_server_port returns the TCP port of the first listener, as bound (so
+// the kernel's choice for port 0), or 0 if there is none.
+RR_API uint16_t rr_server_port(const rr_server *srv);
+
+typedef void (*rr_shutdown_cb)(rr_server *srv, void *arg);
+
+// rr_server_shutdown stops accepting, sends GOAWAY to every connection and
+// lets the calls in flight finish for at most grace seconds (< 0: the
+// option's default); then it cancels what remains.  Each connection is
+// closed cleanly after its last response.  cb runs once all are closed.
+// Returns RR_OK, or RR_EINVAL if a shutdown is already under way.
+RR_API int rr_server_shutdown(rr_server *srv, double grace, rr_shutdown_cb cb,
+                              void *arg);
+
+// rr_server_free closes every connection at once (calls in flight are
+// cancelled; their handlers must still complete them, which then only
+// frees them) and frees the server.  NULL is a no-op.
+RR_API void rr_server_free(rr_server *srv);
+
+// ------------------------------------------------------------------ calls
+
+// rr_call_reply completes call with OK and reply, which is packed before
+// the function returns.  After a cancel or deadline the reply is dropped
+// and the call just freed.  Returns RR_OK (call is gone), or RR_EINVAL
+// for a reply of the wrong type (then the client gets INTERNAL and the
+// call is gone all the same).
+RR_API int rr_call_reply(rr_call *call, const ProtobufCMessage *reply);
+
+// rr_call_fail completes call with status (not OK) and message (may be
+// NULL).  The call is gone afterwards.
+RR_API void rr_call_fail(rr_call *call, rr_status status, const char *message);
+
+// rr_call_reply_from_thread and rr_call_fail_from_thread may be called
+// from any thread: the reply is packed on the calling thread, then handed
+// to the loop (ev_async), which completes the call.  The call must not be
+// touched after either returns.
+RR_API void rr_call_reply_from_thread(rr_call *call,
+                                      const ProtobufCMessage *reply);
+RR_API void rr_call_fail_from_thread(rr_call *call, rr_status status,
+                                     const char *message);
+
+// rr_call_remaining returns the seconds left before the call's deadline
+// (negative once passed), or INFINITY if it has none.
+RR_API double rr_call_remaining(const rr_call *call);
+
+// rr_call_cancelled tells whether the client cancelled the call, its
+// deadline passed, or its connection closed.  Safe from any thread.
+RR_API bool rr_call_cancelled(const rr_call *call);
+
+typedef void (*rr_cancel_cb)(rr_call *call, void *arg);
+
+// rr_call_on_cancel sets a callback run once, from the loop, when the call
+// is cancelled (runs at once if it already is).  The call stays valid: the
+// handler must still complete it.
+RR_API void rr_call_on_cancel(rr_call *call, rr_cancel_cb cb, void *arg);
+
+// rr_call_metadata finds the request metadata value of key; returns NULL
+// if absent.  The value lives as long as the call.
+RR_API const uint8_t *rr_call_metadata(const rr_call *call, const char *key,
+                                       size_t *len);
+
+// rr_call_method returns the method being called.
+RR_API const rr_method *rr_call_method(const rr_call *call);
+
+// rr_call_peer returns the client's address, "127.0.0.1:40112".
+RR_API const char *rr_call_peer(const rr_call *call);
+
+// ---------------------------------------------------------------- channel
+
+typedef struct rr_channel rr_channel;
+
+typedef struct rr_channel_opts {
+    double connect_timeout;    // seconds per connect attempt: 20
+    double backoff_initial;    // first reconnect delay: 1 s
+    double backoff_multiplier; // growth per failure: 1.6
+    double backoff_jitter;     // +/- share of the delay: 0.2
+    double backoff_max;        // cap: 120 s
+    double default_timeout;    // per call when none given; 0 = none: 0
+    uint32_t max_frame_size;   // largest response body accepted: 4 MiB
+    double heartbeat_interval; // idle seconds before a PING: 30
+    double heartbeat_timeout;  // silent seconds before death: 20
+    size_t max_metadata_size;  // request metadata budget, bytes: 8192
+    bool tcp_keepalive;        // SO_KEEPALIVE with the heartbeat: false
+} rr_channel_opts;
+
+RR_API void rr_channel_opts_init(rr_channel_opts *opts);
+
+// rr_channel_new makes a channel to target ("host:port", "[v6]:port" or
+// "unix:/path") on loop.  Nothing is connected until the first call.
+// A host name is resolved here, once, blocking; pass a numeric address to
+// avoid that.  Returns RR_OK, RR_EINVAL or RR_ENOMEM.
+RR_API int rr_channel_new(rr_channel **out, struct ev_loop *loop,
+                          const char *target, const rr_channel_opts *opts);
+
+// rr_channel_free fails every pending call with UNAVAILABLE ("channel
+// freed"), each callback run before it returns, closes the connection and
+// frees the channel.  Safe inside a callback of this channel.  NULL is a
+// no-op.
+RR_API void rr_channel_free(rr_channel *ch);
+
+// Options of one call; zeroed means the defaults.
+typedef struct rr_call_opts {
+    double timeout;              // seconds; 0: the channel's default
+    const rr_metadata *metadata; // n_metadata pairs sent with the call
+    size_t n_metadata;
+    bool wait_for_ready; // queue while disconnected (else fail)
+    rr_call *parent;     // a server call: inherit its deadline
+                         // and its cancellation
+} rr_call_opts;
+
+// What a call came to.  reply is non-NULL only when status is OK, and is
+// owned by rawrpc until the callback returns.
+typedef struct rr_result {
+    rr_status status;
+    const char *message; // "" when OK; never NULL
+    const ProtobufCMessage *reply;
+} rr_result;
+
+typedef void (*rr_result_cb)(const rr_result *res, void *arg);
+
+// rr_channel_call starts a call of method with req, which is packed
+// before the function returns (the caller may free it at once).  cb runs
+// exactly once, from the loop.  *token, if not NULL, receives a number
+// for rr_channel_cancel.  Returns RR_OK, or RR_EINVAL (bad arguments, or
+// metadata over the budget) in which case cb never runs.
+RR_API int rr_channel_call(rr_channel *ch, const rr_method *method,
+                           const ProtobufCMessage *req,
+                           const rr_call_opts *opts, rr_result_cb cb, void *arg,
+                           uint64_t *token);
+
+// rr_channel_cancel cancels the pending call token: its callback runs
+// with CANCELLED from the loop, and a CANCEL goes to the server.  Returns
+// RR_OK, or RR_EINVAL when the call already completed.
+RR_API int rr_channel_cancel(rr_channel *ch, uint64_t token);
+
+// rr_channel_call_sync makes the call and runs the channel's loop until it
+// completes; for programs with no loop of their own.  Returns the status;
+// on OK *reply is the reply, to be freed with
+// protobuf_c_message_free_unpacked(*reply, NULL).  If message is not NULL
+// it gets a malloc'd copy of the status message (free it).  Called from
+// inside a callback of the same loop it refuses, returning
+// RR_STATUS_FAILED_PRECONDITION without calling.
+RR_API rr_status rr_channel_call_sync(rr_channel *ch, const rr_method *method,
+                                      const ProtobufCMessage *req,
+                                      const rr_call_opts *opts,
+                                      ProtobufCMessage **reply, char **message);
+
+// rr_channel_connected tells whether the channel's connection has
+// completed its handshake.
+RR_API bool rr_channel_connected(const rr_channel *ch);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: MIT
+//
+// addr.h -- "host:port", "[v6]:port" and "unix:/path" to socket addresses.
+
+#ifndef RR_ADDR_H
+#define RR_ADDR_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+typedef struct rr_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+} rr_addr;
+
+// rr__addr_parse fills *out from s.  A host that is not a numeric address
+// is resolved with getaddrinfo, which blocks.  Returns RR_OK or RR_EINVAL
+// (then msg says why).
+int rr__addr_parse(const char *s, rr_addr *out, char *msg, size_t msgsz);
+
+// rr__addr_format writes "1.2.3.4:5", "[::1]:5" or "unix:/path".
+void rr__addr_format(const struct sockaddr *sa, socklen_t len, char *buf,
+                     size_t n);
+
+#endif // RR_ADDR_H

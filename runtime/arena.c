@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: MIT
+//
+// arena.c -- per-call bump allocator; see arena.h.
+
+#include "arena.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+#define ARENA_ALIGN 16
+#define ARENA_BLOCK 4096
+
+struct rr_arena_block {
+    rr_arena_block *next;
+    _Alignas(16) unsigned char data[];
+};
+
+static void *
+arena_alloc(void *data, size_t size)
+{
+    rr_arena *a = data;
+
+    size = (size + ARENA_ALIGN - 1) & ~(size_t) (ARENA_ALIGN - 1);
+    if (size > a->left) {
+        size_t bsize = size > ARENA_BLOCK ? size : ARENA_BLOCK;
+        if (bsize > SIZE_MAX - sizeof(rr_arena_block))
+            return NULL;
+        rr_arena_block *b = malloc(sizeof(*b) + bsize);
+        if (b == NULL)
+            return NULL;
+        b->next = a->blocks;
+        a->blocks = b;
+        a->cur = b->data;
+        a->left = bsize;
+    }
+    void *p = a->cur;
+    a->cur += size;
+    a->left -= size;
+    return p;
+}
+
+static void
+arena_free(void *data, void *p)
+{
+    (void) data; // everything goes at the reset
+    (void) p;
+}
+
+void
+rr__arena_init(rr_arena *a)
+{
+    a->alloc.alloc = arena_alloc;
+    a->alloc.free = arena_free;
+    a->alloc.allocator_data = a;
+    a->blocks = NULL;
+    a->cur = a->first;
+    a->left = sizeof(a->first);
+}
+
+void
+rr__arena_reset(rr_arena *a)
+{
+    while (a->blocks != NULL) {
+        rr_arena_block *next = a->blocks->next;
+        free(a->blocks);
+        a->blocks = next;
+    }
+    a->cur = a->first;
+    a->left = sizeof(a->first);
+}

@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: MIT
+//
+// arena.h -- a bump allocator behind a ProtobufCAllocator, one per call.
+//
+// A request and its metadata are unpacked into the call's arena and all
+// of it is released at once when the call ends.  The first block is inside
+// the arena itself, so a small request costs no malloc at all; larger ones
+// take extra blocks, which a reset frees.
+
+#ifndef RR_ARENA_H
+#define RR_ARENA_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
+
+#define RR_ARENA_INLINE 1024
+
+typedef struct rr_arena_block rr_arena_block;
+
+typedef struct rr_arena {
+    ProtobufCAllocator alloc; // hand &arena->alloc to protobuf-c
+    unsigned char *cur;       // next free byte in the current block
+    size_t left;              // bytes left there
+    rr_arena_block *blocks;   // extra blocks, newest first
+    _Alignas(16) unsigned char first[RR_ARENA_INLINE];
+} rr_arena;
+
+void rr__arena_init(rr_arena *a);
+
+// rr__arena_reset releases everything allocated, keeping the inline block.
+void rr__arena_reset(rr_arena *a);
+
+#endif // RR_ARENA_H

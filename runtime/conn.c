@@ -1,0 +1,534 @@
+// SPDX-License-Identifier: MIT
+//
+// conn.c -- one rawrpc connection; see conn.h.
+//
+// Per wake-up: read in large chunks, decode every complete frame, then
+// write everything queued in one send.  The timer is lazy (libev's "be
+// smart about timeouts"): activity only stamps last_rx, and the timer
+// works out what is due when it fires.
+
+#include "conn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "rawrpc/rawrpc.h"
+
+#define READ_CHUNK       ((size_t) 64 * 1024)
+#define READS_PER_WAKEUP 4 // then let other connections have the loop
+#define OUT_SLACK        ((size_t) 64 * 1024)
+
+static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+// Output may hold the high-water mark plus one largest frame the peer
+// accepts, so a frame that fits the protocol always fits the buffer.
+static size_t
+conn_out_cap(const rr_conn *c)
+{
+    size_t high = c->cfg.out_high ? c->cfg.out_high : (size_t) 64 * 1024 * 1024;
+    return high + RR_FRAME_HEADER_SIZE + (size_t) c->peer.max_frame_size +
+           OUT_SLACK;
+}
+
+static void
+conn_enter(rr_conn *c)
+{
+    c->busy++;
+}
+
+// Frees a closed connection once the outermost callback unwinds.
+static void
+conn_leave(rr_conn *c)
+{
+    if (--c->busy == 0 && c->state == RR_CONN_CLOSED)
+        c->ops->on_free(c);
+}
+
+static void
+conn_sockopts(rr_conn *c)
+{
+    int one = 1;
+
+    fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+    fcntl(c->fd, F_SETFD, FD_CLOEXEC);
+    // These fail harmlessly on Unix-domain sockets.
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (c->cfg.hb_interval > 0) {
+        // Unacknowledged writes to a vanished peer fail as fast as
+        // silence does (gRFC A18).
+        unsigned ms = (unsigned) (c->cfg.hb_timeout * 1000);
+        setsockopt(c->fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
+    }
+    if (c->cfg.keepalive) {
+        int idle = c->cfg.hb_interval > 1 ? (int) c->cfg.hb_interval : 1;
+        int intvl = idle / 3 > 0 ? idle / 3 : 1, cnt = 3;
+        setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+        setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+        setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+        setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    }
+}
+
+void
+rr__conn_start(rr_conn *c, struct ev_loop *loop, int fd, bool is_client,
+               bool connecting, const rr_conn_cfg *cfg, const rr_conn_ops *ops,
+               const char *peer_name)
+{
+    c->loop = loop;
+    c->ops = ops;
+    c->cfg = *cfg;
+    c->fd = fd;
+    c->is_client = is_client;
+    c->state = connecting ? RR_CONN_CONNECTING : RR_CONN_HANDSHAKE;
+    c->preface_rx = false;
+    c->paused = false;
+    c->finish_wanted = false;
+    c->busy = 0;
+    c->goaway_last = 0;
+    rr__settings_init(&c->peer);
+    c->last_rx = ev_now(loop);
+    c->ping_at = 0;
+    // The receive buffer never needs more than one largest frame plus a
+    // read chunk; that bounds what a peer can make us hold.
+    rr__buf_init(&c->in, RR_FRAME_HEADER_SIZE +
+                             (size_t) cfg->local.max_frame_size + READ_CHUNK);
+    rr__buf_init(&c->out, conn_out_cap(c));
+    snprintf(c->peer_name, sizeof(c->peer_name), "%s", peer_name);
+    conn_sockopts(c);
+
+    ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
+    ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
+    ev_timer_init(&c->timer, conn_timer_cb, cfg->handshake_timeout, 0.);
+    ev_timer_start(loop, &c->timer);
+
+    // Both sides send their preface and SETTINGS at once (section 2).
+    if (rr__preface_put(&c->out, RAWRPC_PROTOCOL_VERSION) != RR_OK ||
+        rr__settings_put(&c->out, &cfg->local) != RR_OK) {
+        rr__conn_close(c, RR_ENOMEM, "out of memory for the preface");
+        return;
+    }
+    if (!connecting)
+        ev_io_start(loop, &c->rio);
+    ev_io_start(loop, &c->wio); // writes the preface, or sees the connect
+}
+
+void
+rr__conn_hold(rr_conn *c)
+{
+    conn_enter(c);
+}
+
+void
+rr__conn_release(rr_conn *c)
+{
+    conn_leave(c);
+}
+
+// Whether the output is under the high-water mark.
+static bool
+conn_write_space(const rr_conn *c)
+{
+    return c->cfg.out_high == 0 || rr__buf_size(&c->out) < c->cfg.out_high;
+}
+
+void
+rr__conn_queued(rr_conn *c)
+{
+    if (c->state == RR_CONN_CLOSED || c->state == RR_CONN_CONNECTING)
+        return;
+    if (rr__buf_size(&c->out) > 0)
+        ev_io_start(c->loop, &c->wio);
+    if (!conn_write_space(c) && !c->paused) {
+        c->paused = true; // the peer is not reading: stop taking requests
+        ev_io_stop(c->loop, &c->rio);
+    }
+}
+
+void
+rr__conn_close(rr_conn *c, int err, const char *why)
+{
+    if (c->state == RR_CONN_CLOSED)
+        return;
+    c->state = RR_CONN_CLOSED;
+    ev_io_stop(c->loop, &c->rio);
+    ev_io_stop(c->loop, &c->wio);
+    ev_timer_stop(c->loop, &c->timer);
+    close(c->fd);
+    c->fd = -1;
+    rr__buf_fini(&c->in);
+    rr__buf_fini(&c->out);
+    conn_enter(c); // on_close may close again or free owner state
+    c->ops->on_close(c, err, why);
+    conn_leave(c);
+}
+
+// The graceful end: no more output; read until the peer's EOF, but not
+// for longer than a handshake may take.
+static void
+conn_shut_write(rr_conn *c)
+{
+    c->state = RR_CONN_FINISHING;
+    shutdown(c->fd, SHUT_WR);
+    ev_timer_stop(c->loop, &c->timer);
+    ev_timer_set(&c->timer, c->cfg.handshake_timeout, 0.);
+    ev_timer_start(c->loop, &c->timer);
+}
+
+// Writes what is queued, until done or the socket is full.  Returns
+// RR_OK, or an error after closing the connection.
+static int
+conn_flush(rr_conn *c)
+{
+    while (rr__buf_size(&c->out) > 0) {
+        ssize_t n = send(c->fd, rr__buf_data(&c->out), rr__buf_size(&c->out),
+                         MSG_NOSIGNAL);
+        if (n > 0) {
+            rr__buf_consume(&c->out, (size_t) n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        char why[128];
+        snprintf(why, sizeof(why), "write to %s failed: %s", c->peer_name,
+                 strerror(errno));
+        rr__conn_close(c, RR_ECLOSED, why);
+        return RR_ECLOSED;
+    }
+    if (rr__buf_size(&c->out) > 0)
+        return RR_OK; // wio stays on
+    ev_io_stop(c->loop, &c->wio);
+    rr__buf_release(&c->out); // an idle connection holds no output memory
+    if (c->finish_wanted && c->state == RR_CONN_OPEN)
+        conn_shut_write(c);
+    return RR_OK;
+}
+
+// Resumes a reader paused by the high-water mark once output drains.
+static void
+conn_after_write(rr_conn *c)
+{
+    if (c->state == RR_CONN_CLOSED)
+        return;
+    if (c->paused && rr__buf_size(&c->out) <= c->cfg.out_low) {
+        c->paused = false;
+        ev_io_start(c->loop, &c->rio);
+        ev_feed_event(c->loop, &c->rio, EV_READ); // frames may be buffered
+    }
+}
+
+void
+rr__conn_fail(rr_conn *c, uint32_t code, int err, const char *fmt, ...)
+{
+    char why[256];
+    va_list ap;
+
+    if (c->state == RR_CONN_CLOSED)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    rr__log(RR_LOG_WARN, "%s: closing: %s (%s)", c->peer_name, why,
+            rr__goaway_code_name(code));
+    if (c->state != RR_CONN_CONNECTING &&
+        rr__frame_put_goaway(&c->out, c->goaway_last, code, why) == RR_OK)
+        conn_flush(c); // best effort: the peer learns why
+    rr__conn_close(c, err, why);
+}
+
+void
+rr__conn_finish(rr_conn *c)
+{
+    if (c->state != RR_CONN_OPEN && c->state != RR_CONN_HANDSHAKE)
+        return;
+    c->finish_wanted = true;
+    if (c->state == RR_CONN_OPEN && rr__buf_size(&c->out) == 0)
+        conn_shut_write(c);
+}
+
+static void
+conn_open(rr_conn *c)
+{
+    c->state = RR_CONN_OPEN;
+    c->out.max = conn_out_cap(c); // the peer's MAX_FRAME_SIZE is known now
+    ev_timer_stop(c->loop, &c->timer);
+    if (c->cfg.hb_interval > 0) {
+        c->timer.repeat = c->cfg.hb_interval;
+        ev_timer_again(c->loop, &c->timer);
+    }
+    c->ops->on_open(c);
+    if (c->finish_wanted && c->state == RR_CONN_OPEN &&
+        rr__buf_size(&c->out) == 0)
+        conn_shut_write(c);
+}
+
+// The peer's preface.  Returns bytes used, 0 for more, or -1 if closed.
+static ssize_t
+conn_preface(rr_conn *c, const uint8_t *p, size_t len)
+{
+    uint16_t version;
+    ssize_t n = rr__preface_decode(p, len, &version);
+
+    if (n >= 0) {
+        c->preface_rx = n > 0;
+        return n;
+    }
+    char msg[160];
+    rr__preface_describe(p, len, msg, sizeof(msg));
+    rr__conn_fail(c,
+                  n == RR_EVERSION ? RR_GOAWAY_UNSUPPORTED_VERSION
+                                   : RR_GOAWAY_BAD_PREFACE,
+                  (int) n, "%s", msg);
+    return -1;
+}
+
+// One decoded frame.  Returns RR_OK, or an error after closing.
+static int
+conn_frame(rr_conn *c, const rr_frame *f)
+{
+    if (c->state == RR_CONN_HANDSHAKE) {
+        char msg[128];
+        if (f->type != RR_FRAME_SETTINGS) {
+            rr__conn_fail(c, RR_GOAWAY_PROTOCOL_ERROR, RR_EPROTO,
+                          "expected SETTINGS as the first frame, got %s",
+                          rr__frame_type_name(f->type));
+            return RR_EPROTO;
+        }
+        if (rr__settings_decode(f, &c->peer, msg, sizeof(msg)) != RR_OK) {
+            rr__conn_fail(c, RR_GOAWAY_SETTINGS_ERROR, RR_EPROTO, "%s", msg);
+            return RR_EPROTO;
+        }
+        conn_open(c);
+        return RR_OK;
+    }
+    switch (f->type) {
+    case RR_FRAME_SETTINGS:
+        rr__conn_fail(c, RR_GOAWAY_PROTOCOL_ERROR, RR_EPROTO,
+                      "a second SETTINGS frame");
+        return RR_EPROTO;
+    case RR_FRAME_PING:
+        if (rr__frame_put_ping(&c->out, RR_FRAME_PONG, f->body) != RR_OK) {
+            rr__conn_fail(c, RR_GOAWAY_INTERNAL_ERROR, RR_ENOBUFS,
+                          "no room to answer a PING");
+            return RR_ENOBUFS;
+        }
+        ev_io_start(c->loop, &c->wio);
+        return RR_OK;
+    case RR_FRAME_PONG:
+        return RR_OK; // any bytes prove liveness; last_rx is already set
+    default:
+        if (f->type >= RR_FRAME_EXT_MIN)
+            return RR_OK; // extensions we do not know are skipped
+        c->ops->on_frame(c, f);
+        return c->state == RR_CONN_CLOSED ? RR_ECLOSED : RR_OK;
+    }
+}
+
+// Decodes and handles every complete frame in the input buffer.
+static void
+conn_process(rr_conn *c)
+{
+    while (c->state != RR_CONN_CLOSED && !c->paused) {
+        const uint8_t *p = rr__buf_data(&c->in);
+        size_t len = rr__buf_size(&c->in);
+        ssize_t n;
+
+        if (!c->preface_rx) {
+            n = conn_preface(c, p, len);
+            if (n <= 0)
+                return;
+            rr__buf_consume(&c->in, (size_t) n);
+            continue;
+        }
+        rr_frame f;
+        n = rr__frame_decode(p, len, c->cfg.local.max_frame_size, &f);
+        if (n == 0)
+            return;
+        if (n < 0) {
+            char msg[128];
+            rr__frame_check(&f, c->cfg.local.max_frame_size, msg, sizeof(msg));
+            rr__conn_fail(c,
+                          n == RR_EMSGSIZE ? RR_GOAWAY_FRAME_TOO_LARGE
+                                           : RR_GOAWAY_PROTOCOL_ERROR,
+                          (int) n, "%s", msg);
+            return;
+        }
+        if (c->state == RR_CONN_FINISHING) {
+            rr__buf_consume(&c->in, (size_t) n); // draining: discard
+            continue;
+        }
+        if (conn_frame(c, &f) != RR_OK)
+            return;
+        rr__buf_consume(&c->in, (size_t) n);
+    }
+}
+
+static void
+conn_eof(rr_conn *c)
+{
+    if (c->state == RR_CONN_FINISHING) {
+        rr__conn_close(c, RR_OK, "closed after graceful shutdown");
+        return;
+    }
+    char why[128];
+    snprintf(why, sizeof(why), "%s closed the connection", c->peer_name);
+    rr__conn_close(c, RR_ECLOSED, why);
+}
+
+static void
+conn_read(rr_conn *c)
+{
+    for (int i = 0; i < READS_PER_WAKEUP && c->state != RR_CONN_CLOSED; i++) {
+        size_t room = c->in.max - rr__buf_size(&c->in);
+        size_t want = room < READ_CHUNK ? room : READ_CHUNK;
+        uint8_t *p;
+
+        // A full buffer holds a complete largest frame, which conn_process
+        // consumes; so room is only 0 while reading is paused.
+        if (want == 0 || rr__buf_reserve(&c->in, want, &p) != RR_OK)
+            return;
+        ssize_t n = recv(c->fd, p, want, 0);
+        if (n == 0) {
+            conn_eof(c);
+            return;
+        }
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            char why[128];
+            snprintf(why, sizeof(why), "read from %s failed: %s", c->peer_name,
+                     strerror(errno));
+            rr__conn_close(c, RR_ECLOSED, why);
+            return;
+        }
+        rr__buf_commit(&c->in, (size_t) n);
+        c->last_rx = ev_now(c->loop);
+        conn_process(c);
+        if ((size_t) n < want)
+            return; // the socket is drained
+    }
+}
+
+static void
+conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    rr_conn *c = RR_CONTAINER_OF(w, rr_conn, rio);
+
+    conn_enter(c);
+    if (rr__buf_size(&c->in) > 0)
+        conn_process(c); // frames left buffered while reading was paused
+    if (c->state != RR_CONN_CLOSED && !c->paused)
+        conn_read(c);
+    if (c->state != RR_CONN_CLOSED && rr__buf_size(&c->in) == 0)
+        rr__buf_release(&c->in); // idle connections hold no input memory
+    // One write for everything this wake-up produced.
+    if (c->state != RR_CONN_CLOSED && rr__buf_size(&c->out) > 0 &&
+        conn_flush(c) == RR_OK)
+        conn_after_write(c);
+    conn_leave(c);
+}
+
+static void
+conn_connected(rr_conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    if (err != 0) {
+        char why[128];
+        snprintf(why, sizeof(why), "connect to %s failed: %s", c->peer_name,
+                 strerror(err));
+        rr__conn_close(c, RR_ECLOSED, why);
+        return;
+    }
+    c->state = RR_CONN_HANDSHAKE;
+    ev_io_start(c->loop, &c->rio);
+}
+
+static void
+conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    rr_conn *c = RR_CONTAINER_OF(w, rr_conn, wio);
+
+    conn_enter(c);
+    if (c->state == RR_CONN_CONNECTING)
+        conn_connected(c);
+    if (c->state != RR_CONN_CLOSED && conn_flush(c) == RR_OK)
+        conn_after_write(c);
+    conn_leave(c);
+}
+
+// The heartbeat: PING after hb_interval of silence; dead when a PING got
+// no answer (nor anything else) within hb_timeout.
+static void
+conn_heartbeat(rr_conn *c)
+{
+    ev_tstamp now = ev_now(c->loop);
+
+    if (c->ping_at > c->last_rx) {
+        ev_tstamp left = c->ping_at + c->cfg.hb_timeout - now;
+        if (left <= 0) {
+            rr__conn_fail(c, RR_GOAWAY_HEARTBEAT_TIMEOUT, RR_ETIMEDOUT,
+                          "no answer from %s for %.3f s after a PING",
+                          c->peer_name, c->cfg.hb_timeout);
+            return;
+        }
+        c->timer.repeat = left;
+    } else {
+        ev_tstamp left = c->last_rx + c->cfg.hb_interval - now;
+        if (left <= 0) {
+            uint8_t data[RR_PING_SIZE];
+            memcpy(data, &now, sizeof(data)); // opaque: any 8 bytes do
+            if (rr__frame_put_ping(&c->out, RR_FRAME_PING, data) == RR_OK) {
+                c->ping_at = now;
+                rr__conn_queued(c);
+            }
+            left = c->cfg.hb_timeout;
+        }
+        c->timer.repeat = left;
+    }
+    ev_timer_again(c->loop, &c->timer);
+}
+
+static void
+conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    rr_conn *c = RR_CONTAINER_OF(w, rr_conn, timer);
+
+    conn_enter(c);
+    if (c->state == RR_CONN_CONNECTING || c->state == RR_CONN_HANDSHAKE) {
+        rr__conn_fail(c, RR_GOAWAY_HANDSHAKE_TIMEOUT, RR_ETIMEDOUT,
+                      "%s did not complete the %s within %.3f s", c->peer_name,
+                      c->state == RR_CONN_CONNECTING ? "connect" : "handshake",
+                      c->cfg.handshake_timeout);
+    } else if (c->state == RR_CONN_FINISHING) {
+        char why[128];
+        snprintf(why, sizeof(why), "%s did not close within %.3f s",
+                 c->peer_name, c->cfg.handshake_timeout);
+        rr__conn_close(c, RR_ETIMEDOUT, why);
+    } else if (c->state == RR_CONN_OPEN && c->cfg.hb_interval > 0) {
+        conn_heartbeat(c);
+    }
+    conn_leave(c);
+}

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: MIT
+//
+// conn.h -- one rawrpc connection on a libev loop, either side.
+//
+// The connection owns the socket, the two buffers and three watchers; it
+// does the preface and SETTINGS handshake, answers PING, keeps the
+// heartbeat, skips extension frames and enforces the header rules.  Every
+// other frame goes to its owner (server or channel) through ops->on_frame.
+//
+// Lifetime: the owner allocates the rr_conn (usually inside a larger
+// struct) and frees it only from ops->on_free, which runs once the
+// connection is closed and none of its callbacks is on the stack (after
+// hiredis: an owner may close a connection from inside its own callback).
+
+#ifndef RR_CONN_H
+#define RR_CONN_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "buf.h"
+#include "frame.h"
+#include "preface.h"
+
+#define RR_CONTAINER_OF(p, type, member)                                       \
+    ((type *) (void *) ((char *) (p) -offsetof(type, member)))
+
+typedef struct rr_conn rr_conn;
+
+typedef struct rr_conn_ops {
+    // The peer's SETTINGS arrived: the connection is open.
+    void (*on_open)(rr_conn *c);
+    // A REQUEST, RESPONSE, CANCEL or GOAWAY (header rules already
+    // checked).  The body is valid only during the call.
+    void (*on_frame)(rr_conn *c, const rr_frame *f);
+    // The connection closed; err is an rr_err, why a sentence.  Runs once.
+    void (*on_close)(rr_conn *c, int err, const char *why);
+    // The memory may go now.
+    void (*on_free)(rr_conn *c);
+} rr_conn_ops;
+
+typedef struct rr_conn_cfg {
+    rr_settings local;        // the limits this side advertises
+    double handshake_timeout; // connect + preface + SETTINGS, seconds
+    double hb_interval;       // idle seconds before PING; 0 = none
+    double hb_timeout;        // seconds after a PING before death
+    size_t out_high;          // pause reading above; 0 = never
+    size_t out_low;           // resume at or below
+    bool keepalive;           // SO_KEEPALIVE tuned to the heartbeat
+} rr_conn_cfg;
+
+enum rr_conn_state {
+    RR_CONN_CONNECTING, // non-blocking connect in progress
+    RR_CONN_HANDSHAKE,  // waiting for the peer's preface and SETTINGS
+    RR_CONN_OPEN,
+    RR_CONN_FINISHING, // graceful: write side shut, reading until EOF
+    RR_CONN_CLOSED,
+};
+
+struct rr_conn {
+    struct ev_loop *loop;
+    const rr_conn_ops *ops;
+    rr_conn_cfg cfg;
+    int fd;
+    enum rr_conn_state state;
+    bool is_client;
+    bool preface_rx;      // the peer's preface has been read
+    bool paused;          // reading stopped by the high-water mark
+    bool finish_wanted;   // shut the write side once output drains
+    int busy;             // our callbacks on the stack
+    rr_settings peer;     // the peer's limits (initial values until known)
+    uint32_t goaway_last; // last_call_id for a GOAWAY this side sends
+    ev_io rio, wio;
+    ev_timer timer;    // connect/handshake, then heartbeat
+    ev_tstamp last_rx; // when bytes last arrived
+    ev_tstamp ping_at; // when the outstanding PING went, 0 if none
+    rr_buf in, out;
+    char peer_name[80]; // "127.0.0.1:40112", for logs and calls
+};
+
+// rr__conn_start takes over fd (a connected or connecting socket; it is
+// made non-blocking here), queues the preface and SETTINGS and starts the
+// watchers.  connecting: fd's non-blocking connect is in progress.
+void rr__conn_start(rr_conn *c, struct ev_loop *loop, int fd, bool is_client,
+                    bool connecting, const rr_conn_cfg *cfg,
+                    const rr_conn_ops *ops, const char *peer_name);
+
+// rr__conn_queued tells the connection new frames are in c->out: they go
+// out in one write at the end of this loop iteration.  Past the high-water
+// mark it stops reading the peer.
+void rr__conn_queued(rr_conn *c);
+
+// rr__conn_fail sends GOAWAY with code and the formatted message (best
+// effort), logs it, and closes with err.
+__attribute__((format(printf, 4, 5))) void
+rr__conn_fail(rr_conn *c, uint32_t code, int err, const char *fmt, ...);
+
+// rr__conn_close closes at once, without GOAWAY.  Idempotent.  May run
+// ops->on_free before returning when no callback of c is on the stack.
+void rr__conn_close(rr_conn *c, int err, const char *why);
+
+// rr__conn_finish ends the connection gracefully: once the output is
+// written, the write side is shut down and the connection reads until the
+// peer's EOF, so the last frames are not lost to a reset.
+void rr__conn_finish(rr_conn *c);
+
+// rr__conn_hold and rr__conn_release keep c's memory while an owner walks
+// its connections and may close one: a release after the close frees it.
+void rr__conn_hold(rr_conn *c);
+void rr__conn_release(rr_conn *c);
+
+#endif // RR_CONN_H

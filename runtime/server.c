@@ -1,0 +1,1164 @@
+// SPDX-License-Identifier: MIT
+//
+// server.c -- rr_server and rr_call: accept, dispatch, deadlines, cancel,
+// limits, replies from other threads, graceful shutdown.
+//
+// Ownership: the server owns its connections (rr_sconn) and every call
+// until the handler completes it; a call outlives its connection when the
+// peer goes away mid-call (it is then cancelled, and completing it only
+// frees it).  The server struct itself is freed only when none of its
+// callbacks is on the stack, so a handler may free the server.
+
+#include <errno.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "arena.h"
+#include "call.h"
+#include "conn.h"
+#include "idmap.h"
+#include "log.h"
+#include "meta.h"
+#include "rawrpc/rawrpc.h"
+#include "server.h"
+
+#define MAX_LISTENERS      8
+#define ACCEPTS_PER_WAKEUP 64
+#define CALL_POOL_MAX      256
+#define LINGER_AFTER_GRACE 2.0 // seconds to wait for peers' EOF
+
+typedef struct srv_method {
+    char *name; // "/pkg.Service/Method"; NULL = empty slot
+    rr_method m;
+    rr_handler_cb handler; // NULL: UNIMPLEMENTED
+    void *arg;
+} srv_method;
+
+typedef struct rr_sconn rr_sconn;
+
+typedef struct srv_listener {
+    ev_io io;
+    int fd;
+    rr_server *srv;
+    char path[108]; // unix socket to unlink at free, or ""
+} srv_listener;
+
+struct rr_server {
+    struct ev_loop *loop;
+    rr_server_opts opts;
+    srv_method *methods; // open addressing by name
+    size_t methods_cap, n_methods;
+    srv_listener listeners[MAX_LISTENERS];
+    size_t n_listeners;
+    uint16_t port;
+    rr_sconn *conns; // doubly linked
+    uint32_t n_conns;
+    rr_call *live; // every call not yet completed, doubly linked
+    rr_call *pool; // free calls, singly linked through next
+    size_t n_pool;
+    int spare_fd; // shed connections with it on EMFILE
+    ev_tstamp emfile_logged;
+    ev_async async; // replies from other threads
+    pthread_mutex_t mu;
+    rr_call *posted; // completed by other threads, under mu
+    // shutdown
+    bool shutting;
+    ev_timer grace, linger;
+    rr_shutdown_cb shutdown_cb;
+    void *shutdown_arg;
+    int busy;
+    bool freed;
+};
+
+struct rr_sconn {
+    rr_conn c;
+    rr_server *srv;
+    rr_sconn *prev, *next;
+    rr_idmap calls;   // call ID -> rr_call, until its RESPONSE is sent
+    uint32_t last_id; // greatest call ID received
+    bool goaway_sent;
+};
+
+struct rr_call {
+    rr_server *srv; // NULL once the server is freed
+    rr_sconn *sc;   // NULL once the connection is gone
+    rr_call *prev, *next;
+    uint32_t id;
+    const srv_method *m;
+    ProtobufCMessage *req;
+    Rawrpc__V1__RequestMeta *meta;
+    ev_timer deadline;
+    ev_tstamp deadline_at; // loop time; 0 = none
+    atomic_bool cancelled;
+    bool responded; // its RESPONSE is sent, or can no longer be
+    rr_cancel_cb cancel_cb;
+    void *cancel_arg;
+    rr__child *children;
+    // a completion posted from another thread
+    rr_call *posted_next;
+    rr_status t_status;
+    uint8_t *t_payload;
+    size_t t_len;
+    char *t_msg;
+    char peer[80];
+    rr_arena arena; // request and metadata live here
+};
+
+// ------------------------------------------------------------ busy guard
+
+static void srv_destroy(rr_server *srv);
+
+static void
+srv_enter(rr_server *srv)
+{
+    srv->busy++;
+}
+
+static void
+srv_leave(rr_server *srv)
+{
+    if (--srv->busy == 0 && srv->freed)
+        srv_destroy(srv);
+}
+
+// --------------------------------------------------------------- methods
+
+static uint64_t
+name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603u; // FNV-1a
+    for (; *s; s++)
+        h = (h ^ (unsigned char) *s) * 1099511628211u;
+    return h;
+}
+
+static const srv_method *
+method_find(const rr_server *srv, const char *name)
+{
+    if (srv->methods_cap == 0)
+        return NULL;
+    size_t mask = srv->methods_cap - 1;
+    for (size_t i = name_hash(name) & mask;; i = (i + 1) & mask) {
+        if (srv->methods[i].name == NULL)
+            return NULL;
+        if (strcmp(srv->methods[i].name, name) == 0)
+            return &srv->methods[i];
+    }
+}
+
+static int
+methods_grow(rr_server *srv)
+{
+    size_t cap = srv->methods_cap ? srv->methods_cap * 2 : 16;
+    srv_method *old = srv->methods;
+    srv_method *tab = calloc(cap, sizeof(*tab));
+
+    if (tab == NULL)
+        return RR_ENOMEM;
+    for (size_t i = 0; i < srv->methods_cap; i++) {
+        if (old[i].name == NULL)
+            continue;
+        size_t j = name_hash(old[i].name) & (cap - 1);
+        while (tab[j].name != NULL)
+            j = (j + 1) & (cap - 1);
+        tab[j] = old[i];
+    }
+    free(old);
+    srv->methods = tab;
+    srv->methods_cap = cap;
+    return RR_OK;
+}
+
+static int
+method_add(rr_server *srv, const ProtobufCServiceDescriptor *svc, unsigned i,
+           rr_handler_cb h, void *arg)
+{
+    const ProtobufCMethodDescriptor *md = &svc->methods[i];
+    size_t n = strlen(svc->name) + strlen(md->name) + 3;
+    char *name = malloc(n);
+
+    if (name == NULL)
+        return RR_ENOMEM;
+    snprintf(name, n, "/%s/%s", svc->name, md->name);
+    if (method_find(srv, name) != NULL) {
+        rr__log(RR_LOG_ERROR, "method %s is already registered", name);
+        free(name);
+        return RR_EINVAL;
+    }
+    if ((srv->n_methods + 1) * 2 > srv->methods_cap &&
+        methods_grow(srv) != RR_OK) {
+        free(name);
+        return RR_ENOMEM;
+    }
+    size_t mask = srv->methods_cap - 1;
+    size_t j = name_hash(name) & mask;
+    while (srv->methods[j].name != NULL)
+        j = (j + 1) & mask;
+    srv->methods[j] = (srv_method){
+        .name = name,
+        .m = {name, md->input, md->output},
+        .handler = h,
+        .arg = arg,
+    };
+    srv->n_methods++;
+    return RR_OK;
+}
+
+int
+rr_server_add_service(rr_server *srv, const ProtobufCServiceDescriptor *svc,
+                      const rr_handler_cb *handlers, void *arg)
+{
+    if (srv == NULL || svc == NULL || handlers == NULL)
+        return RR_EINVAL;
+    for (unsigned i = 0; i < svc->n_methods; i++) {
+        int rv = method_add(srv, svc, i, handlers[i], arg);
+        if (rv != RR_OK)
+            return rv;
+    }
+    return RR_OK;
+}
+
+// ----------------------------------------------------------------- calls
+
+static void
+call_link(rr_call **head, rr_call *c)
+{
+    c->prev = NULL;
+    c->next = *head;
+    if (*head != NULL)
+        (*head)->prev = c;
+    *head = c;
+}
+
+static void
+call_unlink(rr_call **head, rr_call *c)
+{
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        *head = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void call_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+static rr_call *
+call_new(rr_server *srv, rr_sconn *sc, uint32_t id)
+{
+    rr_call *call = srv->pool;
+
+    if (call != NULL) {
+        srv->pool = call->next;
+        srv->n_pool--;
+    } else if ((call = malloc(sizeof(*call))) == NULL) {
+        return NULL;
+    }
+    call->srv = srv;
+    call->sc = sc;
+    call->id = id;
+    call->m = NULL;
+    call->req = NULL;
+    call->meta = NULL;
+    call->deadline_at = 0;
+    atomic_init(&call->cancelled, false);
+    call->responded = false;
+    call->cancel_cb = NULL;
+    call->children = NULL;
+    call->t_payload = NULL;
+    call->t_msg = NULL;
+    snprintf(call->peer, sizeof(call->peer), "%s", sc->c.peer_name);
+    rr__arena_init(&call->arena);
+    ev_timer_init(&call->deadline, call_deadline_cb, 0., 0.);
+    call_link(&srv->live, call);
+    return call;
+}
+
+static void
+call_free(rr_call *call)
+{
+    rr_server *srv = call->srv;
+
+    while (call->children != NULL)
+        rr__call_unlink_child(call->children);
+    rr__arena_reset(&call->arena);
+    free(call->t_payload);
+    free(call->t_msg);
+    if (srv == NULL) {
+        free(call);
+        return;
+    }
+    ev_timer_stop(srv->loop, &call->deadline);
+    call_unlink(&srv->live, call);
+    if (srv->n_pool < CALL_POOL_MAX) {
+        call->next = srv->pool;
+        srv->pool = call;
+        srv->n_pool++;
+    } else {
+        free(call);
+    }
+}
+
+// Sends a RESPONSE on sc.  A reply too large for the client becomes
+// RESOURCE_EXHAUSTED; a full output buffer closes the connection.
+static void
+sconn_respond(rr_sconn *sc, uint32_t id, rr_status status, const char *msg,
+              const ProtobufCMessage *reply, const uint8_t *raw, size_t raw_len)
+{
+    Rawrpc__V1__ResponseMeta meta = RAWRPC__V1__RESPONSE_META__INIT;
+    char buf[160];
+    int rv;
+
+    if (sc->c.state == RR_CONN_CLOSED)
+        return;
+    meta.status = (uint32_t) status;
+    meta.message = (char *) (msg != NULL ? msg : "");
+    const ProtobufCMessage *mp = status == RR_STATUS_OK ? NULL : &meta.base;
+    uint32_t max = sc->c.peer.max_frame_size;
+    if (raw != NULL || (reply == NULL && status == RR_STATUS_OK))
+        rv = rr__call_put_raw(&sc->c.out, RR_FRAME_RESPONSE, id, mp, raw,
+                              raw_len, max);
+    else
+        rv = rr__call_put(&sc->c.out, RR_FRAME_RESPONSE, id, mp, reply, max);
+    if (rv == RR_EMSGSIZE) {
+        size_t n =
+            reply != NULL ? protobuf_c_message_get_packed_size(reply) : raw_len;
+        snprintf(buf, sizeof(buf),
+                 "reply of %zu bytes exceeds the client's %" PRIu32
+                 "-byte limit",
+                 n, max);
+        meta.status = RR_STATUS_RESOURCE_EXHAUSTED;
+        meta.message = buf;
+        rv = rr__call_put(&sc->c.out, RR_FRAME_RESPONSE, id, &meta.base, NULL,
+                          max);
+    }
+    if (rv != RR_OK) {
+        rr__conn_fail(&sc->c, RR_GOAWAY_INTERNAL_ERROR, rv,
+                      "no room for a response: %s", rr_strerror(rv));
+        return;
+    }
+    rr__conn_queued(&sc->c);
+}
+
+// The call's RESPONSE is settled: it no longer counts against the limit.
+static void
+call_settle(rr_call *call)
+{
+    rr_sconn *sc = call->sc;
+
+    call->responded = true;
+    if (call->srv != NULL)
+        ev_timer_stop(call->srv->loop, &call->deadline);
+    if (sc == NULL)
+        return;
+    rr__idmap_del(&sc->calls, call->id);
+    if (sc->goaway_sent && sc->calls.count == 0)
+        rr__conn_finish(&sc->c);
+}
+
+// Cancels the call: answers status on its connection (unless gone or
+// answered), tells its children, then its cancel callback (last: that
+// callback may complete and free the call).
+static void
+call_cancel(rr_call *call, rr_status status, const char *msg)
+{
+    if (atomic_load(&call->cancelled))
+        return;
+    atomic_store(&call->cancelled, true);
+    if (!call->responded) {
+        if (call->sc != NULL)
+            sconn_respond(call->sc, call->id, status, msg, NULL, NULL, 0);
+        call_settle(call);
+    }
+    while (call->children != NULL) {
+        rr__child *ch = call->children;
+        rr__call_unlink_child(ch);
+        ch->cancel(ch);
+    }
+    if (call->cancel_cb != NULL) {
+        rr_cancel_cb cb = call->cancel_cb;
+        call->cancel_cb = NULL;
+        cb(call, call->cancel_arg);
+    }
+}
+
+static void
+call_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    rr_call *call = RR_CONTAINER_OF(w, rr_call, deadline);
+    rr_server *srv = call->srv;
+
+    srv_enter(srv);
+    call_cancel(call, RR_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
+    srv_leave(srv);
+}
+
+// Completes the call with a message reply, raw bytes, or a status.
+static void
+call_complete(rr_call *call, rr_status status, const char *msg,
+              const ProtobufCMessage *reply, const uint8_t *raw, size_t raw_len)
+{
+    if (!call->responded && call->sc != NULL) {
+        sconn_respond(call->sc, call->id, status, msg, reply, raw, raw_len);
+        call_settle(call);
+    }
+    call_free(call);
+}
+
+int
+rr_call_reply(rr_call *call, const ProtobufCMessage *reply)
+{
+    if (reply == NULL || reply->descriptor != call->m->m.output) {
+        rr__log(RR_LOG_ERROR, "%s: reply is not a %s", call->m->name,
+                call->m->m.output->name);
+        call_complete(call, RR_STATUS_INTERNAL, "reply of the wrong type", NULL,
+                      NULL, 0);
+        return RR_EINVAL;
+    }
+    call_complete(call, RR_STATUS_OK, NULL, reply, NULL, 0);
+    return RR_OK;
+}
+
+void
+rr_call_fail(rr_call *call, rr_status status, const char *message)
+{
+    if (status == RR_STATUS_OK)
+        status = RR_STATUS_UNKNOWN; // OK with no reply is not a reply
+    call_complete(call, status, message, NULL, NULL, 0);
+}
+
+static void
+call_post(rr_call *call)
+{
+    rr_server *srv = call->srv;
+
+    pthread_mutex_lock(&srv->mu);
+    call->posted_next = srv->posted;
+    srv->posted = call;
+    pthread_mutex_unlock(&srv->mu);
+    ev_async_send(srv->loop, &srv->async);
+}
+
+void
+rr_call_reply_from_thread(rr_call *call, const ProtobufCMessage *reply)
+{
+    size_t n = protobuf_c_message_get_packed_size(reply);
+
+    call->t_status = RR_STATUS_OK;
+    if (reply->descriptor != call->m->m.output ||
+        (call->t_payload = malloc(n > 0 ? n : 1)) == NULL) {
+        call->t_status = RR_STATUS_INTERNAL;
+    } else {
+        protobuf_c_message_pack(reply, call->t_payload);
+        call->t_len = n;
+    }
+    call_post(call);
+}
+
+void
+rr_call_fail_from_thread(rr_call *call, rr_status status, const char *message)
+{
+    call->t_status = status == RR_STATUS_OK ? RR_STATUS_UNKNOWN : status;
+    call->t_msg = message != NULL ? strdup(message) : NULL;
+    call_post(call);
+}
+
+static void
+srv_async_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    rr_server *srv = RR_CONTAINER_OF(w, rr_server, async);
+
+    pthread_mutex_lock(&srv->mu);
+    rr_call *list = srv->posted;
+    srv->posted = NULL;
+    pthread_mutex_unlock(&srv->mu);
+
+    srv_enter(srv);
+    while (list != NULL) {
+        rr_call *call = list;
+        list = call->posted_next;
+        if (call->t_status == RR_STATUS_OK)
+            call_complete(call, RR_STATUS_OK, NULL, NULL, call->t_payload,
+                          call->t_len);
+        else
+            call_complete(call, call->t_status, call->t_msg, NULL, NULL, 0);
+    }
+    srv_leave(srv);
+}
+
+double
+rr_call_remaining(const rr_call *call)
+{
+    if (call->deadline_at == 0 || call->srv == NULL)
+        return INFINITY;
+    return call->deadline_at - ev_now(call->srv->loop);
+}
+
+bool
+rr_call_cancelled(const rr_call *call)
+{
+    return atomic_load(&call->cancelled);
+}
+
+void
+rr_call_on_cancel(rr_call *call, rr_cancel_cb cb, void *arg)
+{
+    if (atomic_load(&call->cancelled)) {
+        cb(call, arg);
+        return;
+    }
+    call->cancel_cb = cb;
+    call->cancel_arg = arg;
+}
+
+const uint8_t *
+rr_call_metadata(const rr_call *call, const char *key, size_t *len)
+{
+    for (size_t i = 0; i < call->meta->n_metadata; i++) {
+        const Rawrpc__V1__MetadataEntry *e = call->meta->metadata[i];
+        if (strcmp(e->key, key) == 0) {
+            if (len != NULL)
+                *len = e->value.len;
+            return e->value.data != NULL ? e->value.data : (const uint8_t *) "";
+        }
+    }
+    return NULL;
+}
+
+const rr_method *
+rr_call_method(const rr_call *call)
+{
+    return &call->m->m;
+}
+
+const char *
+rr_call_peer(const rr_call *call)
+{
+    return call->peer;
+}
+
+void
+rr__call_link_child(rr_call *parent, rr__child *child)
+{
+    child->next = parent->children;
+    if (child->next != NULL)
+        child->next->pprev = &child->next;
+    parent->children = child;
+    child->pprev = &parent->children;
+}
+
+void
+rr__call_unlink_child(rr__child *child)
+{
+    if (child->pprev == NULL)
+        return;
+    *child->pprev = child->next;
+    if (child->next != NULL)
+        child->next->pprev = child->pprev;
+    child->next = NULL;
+    child->pprev = NULL;
+}
+
+// ------------------------------------------------------------ requests
+
+static void sconn_reject(rr_sconn *sc, uint32_t id, rr_status status,
+                         const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+sconn_reject(rr_sconn *sc, uint32_t id, rr_status status, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    rr__log(RR_LOG_DEBUG, "%s: call %" PRIu32 " rejected: %s: %s",
+            sc->c.peer_name, id, rr_status_name(status), msg);
+    sconn_respond(sc, id, status, msg, NULL, NULL, 0);
+}
+
+// Unpacks and checks the request; returns the call to dispatch, or NULL
+// after answering the failure.
+static rr_call *
+sconn_prepare(rr_sconn *sc, const rr_frame *f)
+{
+    rr_server *srv = sc->srv;
+    ProtobufCMessage *m;
+
+    rr_call *call = call_new(srv, sc, f->call_id);
+    if (call == NULL) {
+        sconn_reject(sc, f->call_id, RR_STATUS_RESOURCE_EXHAUSTED,
+                     "server out of memory");
+        return NULL;
+    }
+    if (rr__meta_unpack(&rawrpc__v1__request_meta__descriptor, f,
+                        &call->arena.alloc, &m) != RR_OK) {
+        sconn_reject(sc, f->call_id, RR_STATUS_INVALID_ARGUMENT,
+                     "request metadata does not parse");
+        goto fail;
+    }
+    call->meta = (Rawrpc__V1__RequestMeta *) m;
+    if ((call->m = method_find(srv, call->meta->method)) == NULL ||
+        call->m->handler == NULL) {
+        sconn_reject(sc, f->call_id, RR_STATUS_UNIMPLEMENTED,
+                     "unknown method %s", call->meta->method);
+        goto fail;
+    }
+    if (call->meta->timeout_us > 0) {
+        call->deadline_at =
+            ev_now(srv->loop) + (double) call->meta->timeout_us / 1e6;
+        // ev_now is when this wake-up began; the budget may be spent by
+        // the time we get here.
+        if (ev_time() >= call->deadline_at) {
+            sconn_reject(sc, f->call_id, RR_STATUS_DEADLINE_EXCEEDED,
+                         "deadline passed before dispatch");
+            goto fail;
+        }
+    }
+    call->req = protobuf_c_message_unpack(call->m->m.input, &call->arena.alloc,
+                                          rr__frame_payload_len(f),
+                                          rr__frame_payload(f));
+    if (call->req == NULL) {
+        sconn_reject(sc, f->call_id, RR_STATUS_INVALID_ARGUMENT,
+                     "request does not parse as %s", call->m->m.input->name);
+        goto fail;
+    }
+    return call;
+
+fail:
+    call_free(call);
+    return NULL;
+}
+
+static void
+sconn_request(rr_sconn *sc, const rr_frame *f)
+{
+    rr_server *srv = sc->srv;
+
+    if (f->call_id <= sc->last_id) {
+        rr__conn_fail(&sc->c, RR_GOAWAY_PROTOCOL_ERROR, RR_EPROTO,
+                      "call ID %" PRIu32
+                      " is not above the last call ID %" PRIu32,
+                      f->call_id, sc->last_id);
+        return;
+    }
+    sc->last_id = f->call_id;
+    if (sc->goaway_sent)
+        return; // crossed our GOAWAY: never executed, never answered
+    sc->c.goaway_last = f->call_id;
+    if (sc->calls.count >= srv->opts.max_concurrent_calls) {
+        sconn_reject(sc, f->call_id, RR_STATUS_RESOURCE_EXHAUSTED,
+                     "%zu calls in flight reach the %" PRIu32 "-call limit",
+                     sc->calls.count, srv->opts.max_concurrent_calls);
+        return;
+    }
+    if (f->meta_len > srv->opts.max_metadata_size) {
+        sconn_reject(sc, f->call_id, RR_STATUS_RESOURCE_EXHAUSTED,
+                     "request metadata of %u bytes exceeds the %" PRIu32
+                     "-byte limit",
+                     (unsigned) f->meta_len, srv->opts.max_metadata_size);
+        return;
+    }
+    rr_call *call = sconn_prepare(sc, f);
+    if (call == NULL)
+        return;
+    if (rr__idmap_put(&sc->calls, call->id, call) != RR_OK) {
+        sconn_reject(sc, f->call_id, RR_STATUS_RESOURCE_EXHAUSTED,
+                     "server out of memory");
+        call_free(call);
+        return;
+    }
+    if (call->deadline_at > 0) {
+        ev_timer_set(&call->deadline, call->deadline_at - ev_now(srv->loop),
+                     0.);
+        ev_timer_start(srv->loop, &call->deadline);
+    }
+    call->m->handler(call, call->req, call->m->arg);
+}
+
+static void
+sconn_on_frame(rr_conn *c, const rr_frame *f)
+{
+    rr_sconn *sc = RR_CONTAINER_OF(c, rr_sconn, c);
+    rr_server *srv = sc->srv;
+
+    srv_enter(srv);
+    switch (f->type) {
+    case RR_FRAME_REQUEST:
+        sconn_request(sc, f);
+        break;
+    case RR_FRAME_CANCEL: {
+        rr_call *call = rr__idmap_get(&sc->calls, f->call_id);
+        if (call != NULL) // else: completed already, or crossed
+            call_cancel(call, RR_STATUS_CANCELLED, "cancelled by the client");
+        break;
+    }
+    case RR_FRAME_GOAWAY: {
+        rr_goaway g;
+        rr__goaway_parse(f, &g);
+        rr__log(g.code == RR_GOAWAY_NO_ERROR ? RR_LOG_DEBUG : RR_LOG_WARN,
+                "%s: GOAWAY %s: %.*s", c->peer_name,
+                rr__goaway_code_name(g.code), (int) g.message_len, g.message);
+        break; // the client sends no more; its calls finish as usual
+    }
+    default:
+        rr__conn_fail(c, RR_GOAWAY_PROTOCOL_ERROR, RR_EPROTO,
+                      "a client sent a %s frame", rr__frame_type_name(f->type));
+    }
+    srv_leave(srv);
+}
+
+static void
+sconn_on_open(rr_conn *c)
+{
+    (void) c;
+}
+
+static void srv_check_shutdown_done(rr_server *srv);
+
+static void
+sconn_on_close(rr_conn *c, int err, const char *why)
+{
+    rr_sconn *sc = RR_CONTAINER_OF(c, rr_sconn, c);
+    rr_server *srv = sc->srv;
+    rr_call *call;
+
+    srv_enter(srv);
+    rr__log(err == RR_OK ? RR_LOG_DEBUG : RR_LOG_INFO, "%s: closed: %s",
+            c->peer_name, why);
+    while ((call = rr__idmap_any(&sc->calls, NULL)) != NULL) {
+        rr__idmap_del(&sc->calls, call->id);
+        call->sc = NULL;
+        call_cancel(call, RR_STATUS_UNAVAILABLE, why);
+    }
+    if (sc->prev != NULL)
+        sc->prev->next = sc->next;
+    else
+        srv->conns = sc->next;
+    if (sc->next != NULL)
+        sc->next->prev = sc->prev;
+    srv->n_conns--;
+    srv_check_shutdown_done(srv);
+    srv_leave(srv);
+}
+
+static void
+sconn_on_free(rr_conn *c)
+{
+    rr_sconn *sc = RR_CONTAINER_OF(c, rr_sconn, c);
+
+    rr__idmap_fini(&sc->calls);
+    free(sc);
+}
+
+static const rr_conn_ops sconn_ops = {
+    .on_open = sconn_on_open,
+    .on_frame = sconn_on_frame,
+    .on_close = sconn_on_close,
+    .on_free = sconn_on_free,
+};
+
+// --------------------------------------------------------------- accept
+
+static void
+srv_conn_cfg(const rr_server *srv, rr_conn_cfg *cfg)
+{
+    const rr_server_opts *o = &srv->opts;
+
+    cfg->local.max_frame_size = o->max_frame_size;
+    cfg->local.max_concurrent_calls = o->max_concurrent_calls;
+    cfg->local.heartbeat_interval_ms =
+        (uint32_t) (o->heartbeat_interval * 1000);
+    cfg->local.max_metadata_size = o->max_metadata_size;
+    cfg->handshake_timeout = o->handshake_timeout;
+    cfg->hb_interval = o->heartbeat_interval;
+    cfg->hb_timeout = o->heartbeat_timeout;
+    cfg->out_high = o->out_high_water;
+    cfg->out_low = o->out_low_water;
+    cfg->keepalive = o->tcp_keepalive;
+}
+
+// EMFILE/ENFILE: accept with the spare descriptor and drop the peer at
+// once, so the listener does not spin (libev's "accept()ing when you
+// can't"), and log at most once a second.
+static void
+srv_shed(rr_server *srv, int lfd, int err)
+{
+    ev_tstamp now = ev_now(srv->loop);
+
+    if (now - srv->emfile_logged >= 1.0) {
+        rr__log(RR_LOG_WARN, "accept: %s; shedding new connections",
+                strerror(err));
+        srv->emfile_logged = now;
+    }
+    if (srv->spare_fd >= 0) {
+        close(srv->spare_fd);
+        int fd = accept(lfd, NULL, NULL);
+        if (fd >= 0)
+            close(fd);
+        srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+}
+
+static void
+srv_adopt(rr_server *srv, int fd, const struct sockaddr *sa, socklen_t len)
+{
+    char peer[80];
+
+    rr__addr_format(sa, len, peer, sizeof(peer));
+    if (srv->n_conns >= srv->opts.max_connections || srv->shutting) {
+        rr__log(RR_LOG_WARN, "%s: refused: %" PRIu32 " connections open", peer,
+                srv->n_conns);
+        close(fd);
+        return;
+    }
+    rr_sconn *sc = calloc(1, sizeof(*sc));
+    if (sc == NULL) {
+        close(fd);
+        return;
+    }
+    sc->srv = srv;
+    rr__idmap_init(&sc->calls);
+    sc->next = srv->conns;
+    if (srv->conns != NULL)
+        srv->conns->prev = sc;
+    srv->conns = sc;
+    srv->n_conns++;
+
+    rr_conn_cfg cfg;
+    srv_conn_cfg(srv, &cfg);
+    rr__conn_start(&sc->c, srv->loop, fd, false, false, &cfg, &sconn_ops, peer);
+}
+
+static void
+srv_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    srv_listener *l = RR_CONTAINER_OF(w, srv_listener, io);
+    rr_server *srv = l->srv;
+
+    srv_enter(srv);
+    for (int i = 0; i < ACCEPTS_PER_WAKEUP && !srv->freed; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int fd = accept4(l->fd, (struct sockaddr *) &ss, &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            srv_adopt(srv, fd, (struct sockaddr *) &ss, len);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        if (errno == EMFILE || errno == ENFILE)
+            srv_shed(srv, l->fd, errno);
+        else if (errno != EAGAIN && errno != EWOULDBLOCK)
+            rr__log(RR_LOG_WARN, "accept: %s", strerror(errno));
+        break;
+    }
+    srv_leave(srv);
+}
+
+static int
+listener_open(rr_server *srv, const rr_addr *a, srv_listener *l)
+{
+    int one = 1;
+    int fd =
+        socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -errno;
+    if (a->ss.ss_family != AF_UNIX)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (a->ss.ss_family == AF_INET6) // "[::]:p" means IPv6 only; be explicit
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (const struct sockaddr *) &a->ss, a->len) != 0 ||
+        listen(fd, srv->opts.backlog) != 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    l->fd = fd;
+    l->srv = srv;
+    l->path[0] = '\0';
+    if (a->ss.ss_family == AF_UNIX)
+        snprintf(l->path, sizeof(l->path), "%s",
+                 ((const struct sockaddr_un *) &a->ss)->sun_path);
+    ev_io_init(&l->io, srv_accept_cb, fd, EV_READ);
+    ev_io_start(srv->loop, &l->io);
+    return 0;
+}
+
+int
+rr_server_listen(rr_server *srv, const char *address)
+{
+    rr_addr a;
+    char msg[160];
+
+    if (srv == NULL || address == NULL || srv->shutting)
+        return RR_EINVAL;
+    if (srv->n_listeners == MAX_LISTENERS) {
+        rr__log(RR_LOG_ERROR, "listen %s: at most %d listeners", address,
+                MAX_LISTENERS);
+        return RR_EINVAL;
+    }
+    if (rr__addr_parse(address, &a, msg, sizeof(msg)) != RR_OK) {
+        rr__log(RR_LOG_ERROR, "listen: %s", msg);
+        return RR_EINVAL;
+    }
+    srv_listener *l = &srv->listeners[srv->n_listeners];
+    int err = listener_open(srv, &a, l);
+    if (err != 0) {
+        rr__log(RR_LOG_ERROR, "listen %s: %s", address, strerror(-err));
+        return RR_ECLOSED;
+    }
+    srv->n_listeners++;
+    if (srv->port == 0 && a.ss.ss_family != AF_UNIX) {
+        union {
+            struct sockaddr sa;
+            struct sockaddr_in in;
+            struct sockaddr_in6 in6;
+        } u;
+        socklen_t len = sizeof(u);
+        memset(&u, 0, sizeof(u));
+        if (getsockname(l->fd, &u.sa, &len) != 0)
+            return RR_OK; // listening all the same; the port is unknown
+        srv->port =
+            ntohs(u.sa.sa_family == AF_INET ? u.in.sin_port : u.in6.sin6_port);
+    }
+    return RR_OK;
+}
+
+size_t
+rr__server_buffered(const rr_server *srv)
+{
+    size_t n = 0;
+
+    for (const rr_sconn *sc = srv->conns; sc != NULL; sc = sc->next)
+        n += rr__buf_size(&sc->c.out);
+    return n;
+}
+
+uint16_t
+rr_server_port(const rr_server *srv)
+{
+    return srv->port;
+}
+
+static void
+srv_close_listeners(rr_server *srv)
+{
+    for (size_t i = 0; i < srv->n_listeners; i++) {
+        srv_listener *l = &srv->listeners[i];
+        ev_io_stop(srv->loop, &l->io);
+        close(l->fd);
+        if (l->path[0] != '\0')
+            unlink(l->path);
+    }
+    srv->n_listeners = 0;
+}
+
+// -------------------------------------------------------------- shutdown
+
+static void
+srv_check_shutdown_done(rr_server *srv)
+{
+    if (!srv->shutting || srv->n_conns > 0 || srv->shutdown_cb == NULL)
+        return;
+    ev_timer_stop(srv->loop, &srv->grace);
+    ev_timer_stop(srv->loop, &srv->linger);
+    rr_shutdown_cb cb = srv->shutdown_cb;
+    srv->shutdown_cb = NULL;
+    cb(srv, srv->shutdown_arg);
+}
+
+static void
+srv_linger_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    rr_server *srv = RR_CONTAINER_OF(w, rr_server, linger);
+
+    srv_enter(srv);
+    while (srv->conns != NULL)
+        rr__conn_close(&srv->conns->c, RR_ETIMEDOUT,
+                       "peer did not close after shutdown");
+    srv_leave(srv);
+}
+
+static void
+srv_grace_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) revents;
+    rr_server *srv = RR_CONTAINER_OF(w, rr_server, grace);
+
+    srv_enter(srv);
+    rr_sconn *next;
+    for (rr_sconn *sc = srv->conns; sc != NULL; sc = next) {
+        rr_call *call;
+        rr__conn_hold(&sc->c); // a failed response may close it
+        while ((call = rr__idmap_any(&sc->calls, NULL)) != NULL)
+            call_cancel(call, RR_STATUS_CANCELLED,
+                        "server shut down: grace period expired");
+        rr__conn_finish(&sc->c);
+        next = sc->next;
+        rr__conn_release(&sc->c);
+    }
+    ev_timer_set(&srv->linger, LINGER_AFTER_GRACE, 0.);
+    ev_timer_start(loop, &srv->linger);
+    srv_leave(srv);
+}
+
+int
+rr_server_shutdown(rr_server *srv, double grace, rr_shutdown_cb cb, void *arg)
+{
+    if (srv == NULL || srv->shutting)
+        return RR_EINVAL;
+    srv_enter(srv);
+    srv->shutting = true;
+    srv->shutdown_cb = cb;
+    srv->shutdown_arg = arg;
+    srv_close_listeners(srv);
+
+    rr_sconn *next;
+    for (rr_sconn *sc = srv->conns; sc != NULL; sc = next) {
+        next = sc->next;
+        if (sc->c.state != RR_CONN_OPEN) {
+            rr__conn_close(&sc->c, RR_ECLOSED, "server shutting down");
+            continue;
+        }
+        sc->goaway_sent = true;
+        sc->c.goaway_last = sc->last_id;
+        if (rr__frame_put_goaway(&sc->c.out, sc->last_id, RR_GOAWAY_NO_ERROR,
+                                 "server shutting down") == RR_OK)
+            rr__conn_queued(&sc->c);
+        if (sc->calls.count == 0)
+            rr__conn_finish(&sc->c);
+    }
+    ev_timer_set(&srv->grace, grace >= 0 ? grace : srv->opts.grace_period, 0.);
+    ev_timer_start(srv->loop, &srv->grace);
+    if (srv->n_conns == 0) {
+        // Nothing to wait for, but cb must not run before we return.
+        ev_timer_stop(srv->loop, &srv->grace);
+        ev_timer_set(&srv->linger, 0., 0.);
+        ev_timer_start(srv->loop, &srv->linger);
+    }
+    srv_leave(srv);
+    return RR_OK;
+}
+
+// -------------------------------------------------------- new and free
+
+void
+rr_server_opts_init(rr_server_opts *o)
+{
+    o->backlog = 511;
+    o->max_connections = 10000;
+    o->max_concurrent_calls = 1024;
+    o->max_frame_size = RR_DEFAULT_MAX_FRAME_SIZE;
+    o->max_metadata_size = RR_DEFAULT_MAX_METADATA_SIZE;
+    o->handshake_timeout = 10.0;
+    o->heartbeat_interval = 30.0;
+    o->heartbeat_timeout = 20.0;
+    o->out_high_water = (size_t) 4 * 1024 * 1024;
+    o->out_low_water = (size_t) 1024 * 1024;
+    o->grace_period = 10.0;
+    o->tcp_keepalive = false;
+}
+
+static bool
+opts_valid(const rr_server_opts *o)
+{
+    return o->max_concurrent_calls > 0 &&
+           o->max_frame_size >= RR_MIN_MAX_FRAME_SIZE &&
+           o->max_metadata_size <= RR_META_MAX && o->handshake_timeout > 0 &&
+           o->heartbeat_interval >= 0 && o->heartbeat_timeout > 0 &&
+           o->out_low_water <= o->out_high_water && o->backlog > 0;
+}
+
+int
+rr_server_new(rr_server **out, struct ev_loop *loop, const rr_server_opts *opts)
+{
+    if (out == NULL || loop == NULL)
+        return RR_EINVAL;
+    rr_server *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return RR_ENOMEM;
+    if (opts != NULL)
+        srv->opts = *opts;
+    else
+        rr_server_opts_init(&srv->opts);
+    if (!opts_valid(&srv->opts)) {
+        free(srv);
+        return RR_EINVAL;
+    }
+    srv->loop = loop;
+    srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    srv->emfile_logged = -1e9;
+    pthread_mutex_init(&srv->mu, NULL);
+    ev_async_init(&srv->async, srv_async_cb);
+    ev_async_start(loop, &srv->async);
+    ev_unref(loop); // the hand-off alone must not keep the loop running
+    ev_timer_init(&srv->grace, srv_grace_cb, 0., 0.);
+    ev_timer_init(&srv->linger, srv_linger_cb, 0., 0.);
+    *out = srv;
+    return RR_OK;
+}
+
+static void
+srv_destroy(rr_server *srv)
+{
+    // Calls the handlers still hold outlive us: they free themselves.
+    for (rr_call *call = srv->live; call != NULL; call = call->next)
+        call->srv = NULL;
+    while (srv->pool != NULL) {
+        rr_call *next = srv->pool->next;
+        free(srv->pool);
+        srv->pool = next;
+    }
+    for (size_t i = 0; i < srv->methods_cap; i++)
+        free(srv->methods[i].name);
+    free(srv->methods);
+    pthread_mutex_destroy(&srv->mu);
+    free(srv);
+}
+
+void
+rr_server_free(rr_server *srv)
+{
+    if (srv == NULL || srv->freed)
+        return;
+    srv_enter(srv);
+    srv->freed = true;
+    srv->shutdown_cb = NULL;
+    srv_close_listeners(srv);
+    while (srv->conns != NULL)
+        rr__conn_close(&srv->conns->c, RR_ECLOSED, "server freed");
+    ev_timer_stop(srv->loop, &srv->grace);
+    ev_timer_stop(srv->loop, &srv->linger);
+    ev_ref(srv->loop);
+    ev_async_stop(srv->loop, &srv->async);
+    if (srv->spare_fd >= 0)
+        close(srv->spare_fd);
+    srv_leave(srv); // destroys now, or when the outermost callback unwinds
+}

@@ -1,0 +1,826 @@
+// SPDX-License-Identifier: MIT
+//
+// test_rpc.c -- server and channel together over loopback: calls,
+// statuses, deadlines, cancellation, late replies, metadata, limits,
+// replies from threads, deadline propagation and re-entrancy.
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "channel.h"
+#include "harness.h"
+#include "rawrpc/v1/wire.pb-c.h"
+
+static int
+setup(void **state)
+{
+    fixture *fx = malloc(sizeof(*fx));
+
+    if (fx == NULL || fx_setup(fx, 30.0, NULL, NULL) != 0) {
+        free(fx);
+        return -1;
+    }
+    *state = fx;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fixture *fx = *state;
+
+    fx_teardown(fx);
+    free(fx);
+    return 0;
+}
+
+static void
+test_rpc_echo(void **state)
+{
+    fixture *fx = *state;
+    outcome o;
+
+    assert_int_equal(fx_call(fx, M_ECHO, "hello", NULL, &o), RR_OK);
+    assert_int_equal(o.runs, 0); // never before the call returns
+    fx_wait(fx, &o);
+    assert_int_equal(o.status, RR_STATUS_OK);
+    assert_string_equal(o.text, "hello");
+    assert_string_equal(o.message, "");
+    assert_true(rr_channel_connected(fx->ch));
+}
+
+static void
+sync_inside_cb(const rr_result *res, void *arg)
+{
+    fixture *fx = arg;
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+    ProtobufCMessage *reply = NULL;
+
+    (void) res;
+    // From inside a loop callback the blocking API must refuse.
+    assert_int_equal(rr_channel_call_sync(fx->ch, &test_methods[M_ECHO],
+                                          &req.base, NULL, &reply, NULL),
+                     RR_STATUS_FAILED_PRECONDITION);
+    assert_null(reply);
+    fx->cancels = -1; // "ran" marker
+}
+
+static void
+test_rpc_sync(void **state)
+{
+    fixture *fx = *state;
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+    char text[] = "blocking";
+    ProtobufCMessage *reply = NULL;
+    char *msg = NULL;
+
+    req.text = text;
+    assert_int_equal(rr_channel_call_sync(fx->ch, &test_methods[M_ECHO],
+                                          &req.base, NULL, &reply, &msg),
+                     RR_STATUS_OK);
+    assert_non_null(reply);
+    assert_string_equal(((Rrtest__Echo *) reply)->text, "blocking");
+    protobuf_c_message_free_unpacked(reply, NULL);
+    free(msg);
+
+    assert_int_equal(rr_channel_call_sync(fx->ch, &test_methods[M_FAIL],
+                                          &req.base, NULL, &reply, &msg),
+                     RR_STATUS_NOT_FOUND);
+    assert_null(reply);
+    assert_string_equal(msg, "no such key");
+    free(msg);
+
+    assert_int_equal(rr_channel_call(fx->ch, &test_methods[M_ECHO], &req.base,
+                                     NULL, sync_inside_cb, fx, NULL),
+                     RR_OK);
+    while (fx->cancels != -1 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    assert_int_equal(fx->cancels, -1);
+}
+
+static void
+test_rpc_thousand_calls_out_of_order(void **state)
+{
+    fixture *fx = *state;
+    enum { N = 1000 };
+    outcome *o = calloc(N, sizeof(*o));
+
+    assert_non_null(o);
+    for (int i = 0; i < N; i++) {
+        char text[16];
+        snprintf(text, sizeof(text), "%d", i);
+        assert_int_equal(fx_call(fx, M_HOLD, text, NULL, &o[i]), RR_OK);
+    }
+    while (fx->n_held < N && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    assert_int_equal(fx->n_held, N);
+    // Reply in reverse order of arrival, each with its own request.
+    for (int i = N - 1; i >= 0; i--) {
+        rr_call_reply(fx->held[i], &fx->held_req[i]->base);
+        fx->held[i] = NULL;
+    }
+    for (int i = 0; i < N; i++) {
+        char text[16];
+        fx_wait(fx, &o[i]);
+        snprintf(text, sizeof(text), "%d", i);
+        assert_int_equal(o[i].status, RR_STATUS_OK);
+        assert_string_equal(o[i].text, text);
+    }
+    free(o);
+}
+
+static void
+test_rpc_error_status_and_message(void **state)
+{
+    fixture *fx = *state;
+    outcome o;
+
+    fx_call(fx, M_FAIL, "k", NULL, &o);
+    fx_wait(fx, &o);
+    assert_int_equal(o.status, RR_STATUS_NOT_FOUND);
+    assert_string_equal(o.message, "no such key");
+    assert_string_equal(o.text, "");
+}
+
+static void
+test_rpc_unknown_method_keeps_connection(void **state)
+{
+    fixture *fx = *state;
+    const rr_method nope = {"/rrtest.Test/Nope", &rrtest__echo__descriptor,
+                            &rrtest__echo__descriptor};
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+    outcome o, o2, o3;
+
+    memset(&o, 0, sizeof(o));
+    assert_int_equal(
+        rr_channel_call(fx->ch, &nope, &req.base, NULL, result_cb, &o, NULL),
+        RR_OK);
+    fx_wait(fx, &o);
+    assert_int_equal(o.status, RR_STATUS_UNIMPLEMENTED);
+    assert_string_equal(o.message, "unknown method /rrtest.Test/Nope");
+    // A method registered with a NULL handler is unimplemented too.
+    fx_call(fx, M_UNSET, "x", NULL, &o2);
+    fx_wait(fx, &o2);
+    assert_int_equal(o2.status, RR_STATUS_UNIMPLEMENTED);
+    // The connection stayed up.
+    fx_call(fx, M_ECHO, "still here", NULL, &o3);
+    fx_wait(fx, &o3);
+    assert_int_equal(o3.status, RR_STATUS_OK);
+}
+
+static void
+test_rpc_bad_arguments_never_call_back(void **state)
+{
+    fixture *fx = *state;
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+    outcome o = {0};
+    // A request of the wrong message type.
+    Rrtest__Echo *wrong = &req;
+    const rr_method other = {"/rrtest.Test/Echo",
+                             &rawrpc__v1__request_meta__descriptor,
+                             &rrtest__echo__descriptor};
+
+    assert_int_equal(rr_channel_call(fx->ch, &other, &wrong->base, NULL,
+                                     result_cb, &o, NULL),
+                     RR_EINVAL);
+    assert_int_equal(rr_channel_call(fx->ch, &test_methods[M_ECHO], &req.base,
+                                     NULL, NULL, &o, NULL),
+                     RR_EINVAL);
+    // Metadata over the 8192-byte budget.
+    char *big = malloc(9000);
+    assert_non_null(big);
+    memset(big, 'v', 9000);
+    rr_metadata md = {"k", (const uint8_t *) big, 9000};
+    rr_call_opts co = {.metadata = &md, .n_metadata = 1};
+    assert_int_equal(rr_channel_call(fx->ch, &test_methods[M_ECHO], &req.base,
+                                     &co, result_cb, &o, NULL),
+                     RR_EINVAL);
+    free(big);
+    fx_run_for(fx, 0.05);
+    assert_int_equal(o.runs, 0);
+}
+
+static void
+test_rpc_metadata_reaches_server(void **state)
+{
+    fixture *fx = *state;
+    rr_metadata md[] = {
+        {"auth", (const uint8_t *) "secret", 6},
+        {"trace-id", (const uint8_t *) "abc123", 6},
+    };
+    rr_call_opts co = {.metadata = md, .n_metadata = 2};
+    outcome o, o2;
+
+    fx_call(fx, M_META, "trace-id", &co, &o);
+    fx_call(fx, M_META, "absent-key", &co, &o2);
+    fx_wait(fx, &o);
+    fx_wait(fx, &o2);
+    assert_string_equal(o.text, "abc123");
+    assert_string_equal(o2.text, "(absent)");
+}
+
+static void
+test_rpc_deadline_both_sides(void **state)
+{
+    fixture *fx = *state;
+    rr_call_opts co = {.timeout = 0.05};
+    outcome o, o2;
+
+    fx_call(fx, M_HOLD, "slow", &co, &o);
+    fx_wait(fx, &o);
+    assert_int_equal(o.status, RR_STATUS_DEADLINE_EXCEEDED);
+    assert_int_equal(fx->n_held, 1);
+    // The server cancels it too: its deadline, or the client's CANCEL.
+    while (fx->cancels == 0 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    assert_int_equal(fx->cancels, 1);
+    assert_true(rr_call_cancelled(fx->held[0]));
+    // The server's deadline came from the 50 ms budget.  Its own timer or
+    // the client's CANCEL may win, so it can have a hair left.
+    assert_true(rr_call_remaining(fx->held[0]) < 0.05);
+    // A reply after the deadline is dropped and its memory freed.
+    assert_int_equal(rr_call_reply(fx->held[0], &fx->held_req[0]->base), RR_OK);
+    fx->held[0] = NULL;
+    // The late answer never completes the next call.
+    fx_call(fx, M_ECHO, "next", NULL, &o2);
+    fx_wait(fx, &o2);
+    assert_string_equal(o2.text, "next");
+    fx_run_for(fx, 0.05);
+    assert_int_equal(o.runs, 1);
+}
+
+static void
+test_rpc_cancel_reaches_handler(void **state)
+{
+    fixture *fx = *state;
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+    outcome o = {0};
+    uint64_t token;
+
+    assert_int_equal(rr_channel_call(fx->ch, &test_methods[M_HOLD], &req.base,
+                                     NULL, result_cb, &o, &token),
+                     RR_OK);
+    while (fx->n_held == 0 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    assert_int_equal(rr_channel_cancel(fx->ch, token), RR_OK);
+    assert_int_equal(o.runs, 0); // from the loop, not inside cancel
+    fx_wait(fx, &o);
+    assert_int_equal(o.status, RR_STATUS_CANCELLED);
+    assert_int_equal(rr_channel_cancel(fx->ch, token), RR_EINVAL);
+    while (fx->cancels == 0 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    assert_true(rr_call_cancelled(fx->held[0]));
+}
+
+static void
+test_rpc_concurrency_limit_queues_calls(void **state)
+{
+    fixture *fx = *state;
+    rr_server_opts so;
+    outcome o[5];
+
+    // A server that takes two calls at a time: the channel learns it from
+    // SETTINGS and queues the rest rather than tripping the limit.
+    rr_server_opts_init(&so);
+    so.max_concurrent_calls = 2;
+    assert_int_equal(fx_restart(fx, &so, NULL), 0);
+    fx_call(fx, M_ECHO, "warm-up", NULL, &o[0]);
+    fx_wait(fx, &o[0]); // SETTINGS known
+    for (int i = 0; i < 5; i++)
+        fx_call(fx, M_HOLD, "q", NULL, &o[i]);
+    fx_run_for(fx, 0.05);
+    assert_int_equal(fx->n_held, 2);
+    for (size_t done = 0; done < 5; done++) {
+        while (fx->n_held <= done && !fx->guard_fired)
+            ev_run(fx->loop, EVRUN_ONCE);
+        rr_call_reply(fx->held[done], &fx->held_req[done]->base);
+        fx->held[done] = NULL;
+    }
+    for (int i = 0; i < 5; i++) {
+        fx_wait(fx, &o[i]);
+        assert_int_equal(o[i].status, RR_STATUS_OK);
+    }
+}
+
+static void
+test_rpc_reply_larger_than_client_limit(void **state)
+{
+    fixture *fx = *state;
+    rr_channel_opts co;
+    outcome o;
+
+    rr_channel_opts_init(&co);
+    co.max_frame_size = 1024;
+    assert_int_equal(fx_restart(fx, NULL, &co), 0);
+    fx_call(fx, M_BIG, "5000", NULL, &o);
+    fx_wait(fx, &o);
+    assert_int_equal(o.status, RR_STATUS_RESOURCE_EXHAUSTED);
+    assert_string_equal(o.message,
+                        "reply of 5003 bytes exceeds the client's 1024-byte "
+                        "limit");
+    fx_call(fx, M_BIG, "900", NULL, &o);
+    fx_wait(fx, &o);
+    assert_int_equal(o.status, RR_STATUS_OK);
+    assert_int_equal(o.data_len, 900);
+}
+
+static void
+test_rpc_request_larger_than_server_limit(void **state)
+{
+    fixture *fx = *state;
+    rr_server_opts so;
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+    outcome o = {0};
+    uint8_t *data = calloc(1, 4000);
+
+    rr_server_opts_init(&so);
+    so.max_frame_size = 2048;
+    assert_int_equal(fx_restart(fx, &so, NULL), 0);
+    assert_non_null(data);
+    req.data.data = data;
+    req.data.len = 4000;
+    // Queued until the server's SETTINGS are known, then refused locally:
+    // the connection is never put at risk.
+    assert_int_equal(rr_channel_call(fx->ch, &test_methods[M_ECHO], &req.base,
+                                     NULL, result_cb, &o, NULL),
+                     RR_OK);
+    free(data);
+    fx_wait(fx, &o);
+    assert_int_equal(o.status, RR_STATUS_RESOURCE_EXHAUSTED);
+    assert_string_equal(o.message, "request of 4003 bytes exceeds the "
+                                   "server's 2048-byte limit");
+    fx_call(fx, M_ECHO, "ok", NULL, &o);
+    fx_wait(fx, &o);
+    assert_int_equal(o.status, RR_STATUS_OK);
+}
+
+static void *
+thread_reply(void *arg)
+{
+    rr_call *call = arg;
+    Rrtest__Echo out = RRTEST__ECHO__INIT;
+    char text[] = "from a thread";
+
+    out.text = text;
+    if (rr_call_cancelled(call))
+        rr_call_fail_from_thread(call, RR_STATUS_CANCELLED, "gave up");
+    else
+        rr_call_reply_from_thread(call, &out.base);
+    return NULL;
+}
+
+typedef struct threads {
+    pthread_t t[16];
+    int n;
+} threads;
+
+static void
+h_thread(rr_call *call, const ProtobufCMessage *req, void *arg)
+{
+    (void) req;
+    fixture *fx = arg;
+    threads *th = fx->user;
+
+    assert_true(th->n < 16);
+    assert_int_equal(pthread_create(&th->t[th->n++], NULL, thread_reply, call),
+                     0);
+}
+
+static void
+test_rpc_reply_from_threads(void **state)
+{
+    fixture *fx = *state;
+    threads th = {.n = 0};
+    outcome o[16];
+
+    fx->user = &th;
+    fx->handlers[M_THREAD] = h_thread;
+    assert_int_equal(fx_restart(fx, NULL, NULL), 0);
+    for (int i = 0; i < 16; i++)
+        fx_call(fx, M_THREAD, "t", NULL, &o[i]);
+    for (int i = 0; i < 16; i++) {
+        fx_wait(fx, &o[i]);
+        assert_int_equal(o[i].status, RR_STATUS_OK);
+        assert_string_equal(o[i].text, "from a thread");
+    }
+    for (int i = 0; i < th.n; i++)
+        pthread_join(th.t[i], NULL);
+}
+
+// Relay: calls Hold on the same server with the incoming call as parent,
+// and completes the parent with the child's outcome.
+typedef struct relay {
+    rr_call *parent;
+    outcome child;
+    double parent_left;
+} relay;
+
+static void
+relay_done(const rr_result *res, void *arg)
+{
+    relay *r = arg;
+
+    result_cb(res, &r->child);
+    rr_call_fail(r->parent,
+                 res->status == RR_STATUS_OK ? RR_STATUS_ABORTED : res->status,
+                 res->message);
+}
+
+static void
+h_relay(rr_call *call, const ProtobufCMessage *req, void *arg)
+{
+    fixture *fx = arg;
+    relay *r = fx->user;
+    rr_call_opts co = {.parent = call};
+
+    r->parent = call;
+    r->parent_left = rr_call_remaining(call);
+    assert_int_equal(rr_channel_call(fx->ch, &test_methods[M_HOLD], req, &co,
+                                     relay_done, r, NULL),
+                     RR_OK);
+}
+
+static void
+test_rpc_deadline_and_cancel_propagate(void **state)
+{
+    fixture *fx = *state;
+    relay r = {0};
+    outcome o = {0};
+    uint64_t token;
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+    rr_call_opts co = {.timeout = 10.0};
+
+    fx->user = &r;
+    fx->handlers[M_RELAY] = h_relay;
+    assert_int_equal(fx_restart(fx, NULL, NULL), 0);
+
+    assert_int_equal(rr_channel_call(fx->ch, &test_methods[M_RELAY], &req.base,
+                                     &co, result_cb, &o, &token),
+                     RR_OK);
+    while (fx->n_held == 0 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    // The child carries the parent's remaining budget, never more.
+    double child_left = rr_call_remaining(fx->held[0]);
+    assert_true(r.parent_left <= 10.0 && r.parent_left > 9.0);
+    assert_true(child_left <= r.parent_left);
+    assert_true(child_left > 8.0);
+
+    // Cancelling the outer call cancels the parent on the server, which
+    // cancels the child, which the held handler sees.
+    assert_int_equal(rr_channel_cancel(fx->ch, token), RR_OK);
+    fx_wait(fx, &o);
+    assert_int_equal(o.status, RR_STATUS_CANCELLED);
+    while ((r.child.runs == 0 || fx->cancels == 0) && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    assert_int_equal(r.child.status, RR_STATUS_CANCELLED);
+    assert_int_equal(fx->cancels, 1);
+}
+
+static void
+call_again_cb(const rr_result *res, void *arg)
+{
+    fixture *fx = arg;
+    static outcome second;
+
+    assert_int_equal(res->status, RR_STATUS_OK);
+    // A new call from inside a reply callback.
+    assert_int_equal(fx_call(fx, M_ECHO, "again", NULL, &second), RR_OK);
+    fx->user = &second;
+}
+
+static void
+free_channel_cb(const rr_result *res, void *arg)
+{
+    fixture *fx = arg;
+
+    (void) res;
+    rr_channel_free(fx->ch); // from inside its own callback
+    fx->ch = NULL;
+}
+
+static void
+test_rpc_reentrancy_from_callbacks(void **state)
+{
+    fixture *fx = *state;
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+    outcome held = {0};
+
+    assert_int_equal(rr_channel_call(fx->ch, &test_methods[M_ECHO], &req.base,
+                                     NULL, call_again_cb, fx, NULL),
+                     RR_OK);
+    while (fx->user == NULL && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    fx_wait(fx, fx->user);
+    assert_string_equal(((outcome *) fx->user)->text, "again");
+
+    // Free the channel from a callback while another call is pending: the
+    // pending one completes with UNAVAILABLE, exactly once.
+    fx_call(fx, M_HOLD, "pending", NULL, &held);
+    while (fx->n_held == 0 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    assert_int_equal(rr_channel_call(fx->ch, &test_methods[M_ECHO], &req.base,
+                                     NULL, free_channel_cb, fx, NULL),
+                     RR_OK);
+    fx_wait(fx, &held);
+    assert_int_equal(held.status, RR_STATUS_UNAVAILABLE);
+    assert_string_equal(held.message, "channel freed");
+    assert_null(fx->ch);
+}
+
+static void
+h_free_server(rr_call *call, const ProtobufCMessage *req, void *arg)
+{
+    fixture *fx = arg;
+
+    (void) req;
+    rr_server_free(fx->srv); // from inside a handler
+    fx->srv = NULL;
+    rr_call_fail(call, RR_STATUS_INTERNAL, "gone"); // only frees it now
+}
+
+static void
+test_rpc_server_freed_in_handler(void **state)
+{
+    fixture *fx = *state;
+    outcome o;
+
+    fx->handlers[M_ECHO] = h_free_server;
+    assert_int_equal(fx_restart(fx, NULL, NULL), 0);
+    fx_call(fx, M_ECHO, "x", NULL, &o);
+    fx_wait(fx, &o);
+    assert_int_equal(o.status, RR_STATUS_UNAVAILABLE);
+}
+
+static void
+test_rpc_two_hundred_connections(void **state)
+{
+    fixture *fx = *state;
+    enum { N = 200 };
+    rr_channel *chs[N];
+    outcome o[N];
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+    char text[] = "many";
+
+    req.text = text;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(rr_channel_new(&chs[i], fx->loop, fx->target, NULL),
+                         RR_OK);
+        memset(&o[i], 0, sizeof(o[i]));
+        assert_int_equal(rr_channel_call(chs[i], &test_methods[M_ECHO],
+                                         &req.base, NULL, result_cb, &o[i],
+                                         NULL),
+                         RR_OK);
+    }
+    for (int i = 0; i < N; i++) {
+        fx_wait(fx, &o[i]);
+        assert_int_equal(o[i].status, RR_STATUS_OK);
+    }
+    for (int i = 0; i < N; i++)
+        rr_channel_free(chs[i]);
+}
+
+static void
+test_rpc_unix_and_ipv6(void **state)
+{
+    fixture *fx = *state;
+    char path[64], target[80];
+    rr_channel *ch;
+    outcome o = {0};
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+
+    snprintf(path, sizeof(path), "/tmp/rawrpc-test-%d.sock", (int) getpid());
+    unlink(path);
+    snprintf(target, sizeof(target), "unix:%s", path);
+    assert_int_equal(rr_server_listen(fx->srv, target), RR_OK);
+    assert_int_equal(rr_channel_new(&ch, fx->loop, target, NULL), RR_OK);
+    rr_channel_call(ch, &test_methods[M_ECHO], &req.base, NULL, result_cb, &o,
+                    NULL);
+    fx_wait(fx, &o);
+    assert_int_equal(o.status, RR_STATUS_OK);
+    rr_channel_free(ch);
+
+    // IPv6 loopback, when the machine has it.
+    rr_server *s6;
+    assert_int_equal(rr_server_new(&s6, fx->loop, NULL), RR_OK);
+    assert_int_equal(
+        rr_server_add_service(s6, &rrtest__test__descriptor, fx->handlers, fx),
+        RR_OK);
+    if (rr_server_listen(s6, "[::1]:0") == RR_OK) {
+        snprintf(target, sizeof(target), "[::1]:%u",
+                 (unsigned) rr_server_port(s6));
+        assert_int_equal(rr_channel_new(&ch, fx->loop, target, NULL), RR_OK);
+        memset(&o, 0, sizeof(o));
+        rr_channel_call(ch, &test_methods[M_ECHO], &req.base, NULL, result_cb,
+                        &o, NULL);
+        fx_wait(fx, &o);
+        assert_int_equal(o.status, RR_STATUS_OK);
+        rr_channel_free(ch);
+    }
+    rr_server_free(s6);
+    rr_server_free(fx->srv); // unlinks the socket file
+    fx->srv = NULL;
+    assert_int_equal(access(path, F_OK), -1);
+}
+
+typedef struct cancel_other {
+    rr_channel *ch;
+    uint64_t victim;
+    int rv;
+} cancel_other;
+
+static void
+cancel_other_cb(const rr_result *res, void *arg)
+{
+    cancel_other *c = arg;
+
+    (void) res;
+    c->rv = rr_channel_cancel(c->ch, c->victim); // from inside a callback
+}
+
+static void
+test_rpc_cancel_from_callback(void **state)
+{
+    fixture *fx = *state;
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+    outcome victim = {0};
+    cancel_other c = {.ch = fx->ch, .rv = 1};
+
+    assert_int_equal(rr_channel_call(fx->ch, &test_methods[M_HOLD], &req.base,
+                                     NULL, result_cb, &victim, &c.victim),
+                     RR_OK);
+    assert_int_equal(rr_channel_call(fx->ch, &test_methods[M_ECHO], &req.base,
+                                     NULL, cancel_other_cb, &c, NULL),
+                     RR_OK);
+    fx_wait(fx, &victim);
+    assert_int_equal(c.rv, RR_OK);
+    assert_int_equal(victim.status, RR_STATUS_CANCELLED);
+}
+
+static void
+test_rpc_connection_limit(void **state)
+{
+    fixture *fx = *state;
+    rr_server_opts so;
+    rr_channel *second;
+    outcome o, o2 = {0};
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+
+    rr_server_opts_init(&so);
+    so.max_connections = 1;
+    assert_int_equal(fx_restart(fx, &so, NULL), 0);
+    fx_call(fx, M_ECHO, "first", NULL, &o);
+    fx_wait(fx, &o);
+    assert_int_equal(o.status, RR_STATUS_OK);
+    // A second connection is accepted and closed at once.
+    assert_int_equal(rr_channel_new(&second, fx->loop, fx->target, NULL),
+                     RR_OK);
+    rr_channel_call(second, &test_methods[M_ECHO], &req.base, NULL, result_cb,
+                    &o2, NULL);
+    fx_wait(fx, &o2);
+    assert_int_equal(o2.status, RR_STATUS_UNAVAILABLE);
+    rr_channel_free(second);
+    fx_call(fx, M_ECHO, "first still served", NULL, &o);
+    fx_wait(fx, &o);
+    assert_int_equal(o.status, RR_STATUS_OK);
+}
+
+static void
+test_rpc_channel_default_timeout(void **state)
+{
+    fixture *fx = *state;
+    rr_channel_opts co;
+    rr_call_opts longer = {.timeout = 30.0};
+    outcome o, o2;
+
+    rr_channel_opts_init(&co);
+    co.default_timeout = 0.05;
+    assert_int_equal(fx_restart(fx, NULL, &co), 0);
+    fx_call(fx, M_HOLD, "uses the default", NULL, &o);
+    fx_call(fx, M_HOLD, "sets its own", &longer, &o2);
+    fx_wait(fx, &o);
+    assert_int_equal(o.status, RR_STATUS_DEADLINE_EXCEEDED);
+    fx_run_for(fx, 0.1);
+    assert_int_equal(o2.runs, 0); // its own 30 s still running
+    // Free the channel while o2 is still in scope: it completes o2.
+    rr_channel_free(fx->ch);
+    fx->ch = NULL;
+    assert_int_equal(o2.runs, 1);
+    assert_int_equal(o2.status, RR_STATUS_UNAVAILABLE);
+}
+
+static void
+test_rpc_call_ids_run_out(void **state)
+{
+    fixture *fx = *state;
+    outcome o[4];
+
+    fx_call(fx, M_ECHO, "first", NULL, &o[0]);
+    fx_wait(fx, &o[0]);
+    // Two IDs left on this connection: 0xFFFFFFFE and 0xFFFFFFFF.  The
+    // third call must go out on a new connection, never reusing an ID.
+    assert_int_equal(rr__channel_set_next_id(fx->ch, 0xFFFFFFFEu), RR_OK);
+    for (int i = 1; i < 4; i++)
+        fx_call(fx, M_ECHO, i == 3 ? "fresh" : "old", NULL, &o[i]);
+    for (int i = 1; i < 4; i++) {
+        fx_wait(fx, &o[i]);
+        assert_int_equal(o[i].status, RR_STATUS_OK);
+    }
+    assert_string_equal(o[3].text, "fresh");
+    fx_call(fx, M_ECHO, "after", NULL, &o[0]);
+    fx_wait(fx, &o[0]);
+    assert_int_equal(o[0].status, RR_STATUS_OK);
+}
+
+static void
+test_rpc_nothing_listening(void **state)
+{
+    fixture *fx = *state;
+    rr_channel *ch;
+    rr_channel_opts co;
+    outcome o = {0}, o2 = {0};
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+    rr_call_opts wait = {.wait_for_ready = true, .timeout = 0.2};
+    char target[64];
+
+    // A port that was just free: nobody listens there.
+    snprintf(target, sizeof(target), "127.0.0.1:%u", (unsigned) fx->port);
+    rr_server_free(fx->srv);
+    fx->srv = NULL;
+    rr_channel_opts_init(&co);
+    co.backoff_initial = 0.02;
+    assert_int_equal(rr_channel_new(&ch, fx->loop, target, &co), RR_OK);
+    // A call made before the channel ever connected: queued for the first
+    // attempt, then failed cleanly (protobuf-c-rpc crashes here).
+    rr_channel_call(ch, &test_methods[M_ECHO], &req.base, NULL, result_cb, &o,
+                    NULL);
+    // Wait-for-ready keeps trying until its deadline.
+    rr_channel_call(ch, &test_methods[M_ECHO], &req.base, &wait, result_cb, &o2,
+                    NULL);
+    fx_wait(fx, &o);
+    assert_int_equal(o.status, RR_STATUS_UNAVAILABLE);
+    assert_non_null(strstr(o.message, "Connection refused"));
+    assert_int_equal(o2.runs, 0);
+    fx_wait(fx, &o2);
+    assert_int_equal(o2.status, RR_STATUS_DEADLINE_EXCEEDED);
+    rr_channel_free(ch);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_rpc_echo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_thousand_calls_out_of_order,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_error_status_and_message,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_rpc_unknown_method_keeps_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_bad_arguments_never_call_back,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_metadata_reaches_server, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_deadline_both_sides, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_cancel_reaches_handler, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_concurrency_limit_queues_calls,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_reply_larger_than_client_limit,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_rpc_request_larger_than_server_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_reply_from_threads, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_deadline_and_cancel_propagate,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_reentrancy_from_callbacks,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_server_freed_in_handler, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_two_hundred_connections, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_unix_and_ipv6, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_cancel_from_callback, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_connection_limit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_channel_default_timeout, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_call_ids_run_out, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_nothing_listening, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests_name("rpc", tests, NULL, NULL);
+}

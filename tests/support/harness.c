@@ -1,0 +1,385 @@
+// SPDX-License-Identifier: MIT
+//
+// harness.c -- shared fixture of the runtime tests; see harness.h.
+
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "preface.h"
+
+const rr_method test_methods[8] = {
+    {"/rrtest.Test/Echo", &rrtest__echo__descriptor, &rrtest__echo__descriptor},
+    {"/rrtest.Test/Hold", &rrtest__echo__descriptor, &rrtest__echo__descriptor},
+    {"/rrtest.Test/Fail", &rrtest__echo__descriptor, &rrtest__echo__descriptor},
+    {"/rrtest.Test/Big", &rrtest__echo__descriptor, &rrtest__echo__descriptor},
+    {"/rrtest.Test/Meta", &rrtest__echo__descriptor, &rrtest__echo__descriptor},
+    {"/rrtest.Test/Thread", &rrtest__echo__descriptor,
+     &rrtest__echo__descriptor},
+    {"/rrtest.Test/Relay", &rrtest__echo__descriptor,
+     &rrtest__echo__descriptor},
+    {"/rrtest.Test/Unset", &rrtest__echo__descriptor,
+     &rrtest__echo__descriptor},
+};
+
+int
+fd_count(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    struct dirent *e;
+
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1; // the DIR's own descriptor
+}
+
+void
+result_cb(const rr_result *res, void *arg)
+{
+    outcome *o = arg;
+
+    o->runs++;
+    o->status = res->status;
+    snprintf(o->message, sizeof(o->message), "%s", res->message);
+    if (res->reply != NULL) {
+        const Rrtest__Echo *e = (const Rrtest__Echo *) res->reply;
+        snprintf(o->text, sizeof(o->text), "%s", e->text);
+        o->data_len = e->data.len;
+    }
+}
+
+// ------------------------------------------------------------- handlers
+
+static void
+h_echo(rr_call *call, const ProtobufCMessage *req, void *arg)
+{
+    (void) arg;
+    rr_call_reply(call, req);
+}
+
+static void
+h_hold_cancelled(rr_call *call, void *arg)
+{
+    (void) call;
+    fixture *fx = arg;
+    fx->cancels++;
+}
+
+static void
+h_hold(rr_call *call, const ProtobufCMessage *req, void *arg)
+{
+    fixture *fx = arg;
+    assert_true(fx->n_held < MAX_HELD);
+    fx->held_req[fx->n_held] = (const Rrtest__Echo *) req;
+    fx->held[fx->n_held++] = call;
+    rr_call_on_cancel(call, h_hold_cancelled, fx);
+}
+
+static void
+h_fail(rr_call *call, const ProtobufCMessage *req, void *arg)
+{
+    (void) req;
+    (void) arg;
+    rr_call_fail(call, RR_STATUS_NOT_FOUND, "no such key");
+}
+
+// Replies with a data field of atoi-free length given in text.
+static void
+h_big(rr_call *call, const ProtobufCMessage *req, void *arg)
+{
+    (void) arg;
+    const Rrtest__Echo *in = (const Rrtest__Echo *) req;
+    Rrtest__Echo out = RRTEST__ECHO__INIT;
+    size_t n = (size_t) strtoul(in->text, NULL, 10);
+    uint8_t *data = calloc(1, n > 0 ? n : 1);
+
+    assert_non_null(data);
+    out.data.data = data;
+    out.data.len = n;
+    rr_call_reply(call, &out.base);
+    free(data);
+}
+
+// Replies with the request metadata value under the key given in text.
+static void
+h_meta(rr_call *call, const ProtobufCMessage *req, void *arg)
+{
+    (void) arg;
+    const Rrtest__Echo *in = (const Rrtest__Echo *) req;
+    Rrtest__Echo out = RRTEST__ECHO__INIT;
+    char text[64] = "(absent)";
+    size_t len;
+    const uint8_t *v = rr_call_metadata(call, in->text, &len);
+
+    if (v != NULL)
+        snprintf(text, sizeof(text), "%.*s", (int) len, (const char *) v);
+    out.text = text;
+    rr_call_reply(call, &out.base);
+}
+
+int
+fx_call(fixture *fx, int m, const char *text, const rr_call_opts *o,
+        outcome *out)
+{
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+    char buf[64];
+
+    snprintf(buf, sizeof(buf), "%s", text);
+    req.text = buf;
+    memset(out, 0, sizeof(*out));
+    return rr_channel_call(fx->ch, &test_methods[m], &req.base, o, result_cb,
+                           out, NULL);
+}
+
+// --------------------------------------------------------------- fixture
+
+static void
+guard_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) revents;
+    fixture *fx = (fixture *) (void *) ((char *) w - offsetof(fixture, guard));
+    fx->guard_fired = true;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+quiet_log(rr_log_level level, const char *msg, void *arg)
+{
+    (void) level;
+    (void) msg;
+    (void) arg;
+}
+
+int
+fx_setup(fixture *fx, double guard, const rr_server_opts *sopts,
+         const rr_channel_opts *copts)
+{
+    memset(fx, 0, sizeof(*fx));
+    if (getenv("RR_TEST_LOG") == NULL)
+        rr_log_set(quiet_log, NULL, RR_LOG_OFF);
+    else
+        rr_log_set(NULL, NULL, RR_LOG_DEBUG);
+    fx->fds_at_start = fd_count();
+    fx->loop = ev_loop_new(EVFLAG_AUTO);
+    if (fx->loop == NULL)
+        return -1;
+    ev_timer_init(&fx->guard, guard_cb, guard, 0.);
+    ev_timer_start(fx->loop, &fx->guard);
+    ev_unref(fx->loop); // the guard alone does not keep the loop alive
+
+    fx->handlers[M_ECHO] = h_echo;
+    fx->handlers[M_HOLD] = h_hold;
+    fx->handlers[M_FAIL] = h_fail;
+    fx->handlers[M_BIG] = h_big;
+    fx->handlers[M_META] = h_meta;
+    fx->handlers[M_THREAD] = h_echo; // tests replace what they need
+    fx->handlers[M_RELAY] = h_echo;
+    fx->handlers[M_UNSET] = NULL; // registered without a handler
+    return fx_restart(fx, sopts, copts);
+}
+
+int
+fx_restart(fixture *fx, const rr_server_opts *sopts,
+           const rr_channel_opts *copts)
+{
+    rr_channel_free(fx->ch);
+    rr_server_free(fx->srv);
+    fx->ch = NULL;
+    if (rr_server_new(&fx->srv, fx->loop, sopts) != RR_OK)
+        return -1;
+    if (rr_server_add_service(fx->srv, &rrtest__test__descriptor, fx->handlers,
+                              fx) != RR_OK ||
+        rr_server_listen(fx->srv, "127.0.0.1:0") != RR_OK)
+        return -1;
+    fx->port = rr_server_port(fx->srv);
+    snprintf(fx->target, sizeof(fx->target), "127.0.0.1:%u",
+             (unsigned) fx->port);
+    return rr_channel_new(&fx->ch, fx->loop, fx->target, copts) == RR_OK ? 0
+                                                                         : -1;
+}
+
+void
+fx_teardown(fixture *fx)
+{
+    // Calls a test left held are completed so their memory goes.
+    for (size_t i = 0; i < fx->n_held; i++) {
+        if (fx->held[i] != NULL)
+            rr_call_fail(fx->held[i], RR_STATUS_ABORTED, "test over");
+    }
+    rr_channel_free(fx->ch);
+    rr_server_free(fx->srv);
+    // Let closes and deferred frees run.
+    ev_ref(fx->loop);
+    ev_timer_stop(fx->loop, &fx->guard);
+    ev_run(fx->loop, EVRUN_NOWAIT);
+    ev_loop_destroy(fx->loop);
+    rr_log_set(NULL, NULL, RR_LOG_WARN);
+    assert_int_equal(fd_count(), fx->fds_at_start);
+}
+
+void
+fx_run_until(fixture *fx, const bool *flag)
+{
+    while (!*flag && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    if (fx->guard_fired)
+        fail_msg("guard timer fired: the awaited event never happened");
+}
+
+void
+fx_wait(fixture *fx, outcome *o)
+{
+    while (o->runs == 0 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    if (fx->guard_fired)
+        fail_msg("guard timer fired while waiting for a call");
+    assert_int_equal(o->runs, 1);
+}
+
+static void
+flag_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    *(bool *) w->data = true;
+}
+
+void
+fx_run_for(fixture *fx, double seconds)
+{
+    ev_timer t;
+    bool done = false;
+
+    ev_timer_init(&t, flag_cb, seconds, 0.);
+    t.data = &done;
+    ev_timer_start(fx->loop, &t);
+    fx_run_until(fx, &done);
+    ev_timer_stop(fx->loop, &t);
+}
+
+// ------------------------------------------------------------ raw peers
+
+static void
+rawpeer_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void) revents;
+    rawpeer *p = (rawpeer *) (void *) ((char *) w - offsetof(rawpeer, io));
+    uint8_t *dst;
+
+    assert_int_equal(rr__buf_reserve(&p->in, 65536, &dst), RR_OK);
+    ssize_t n = recv(p->fd, dst, 65536, 0);
+    if (n > 0) {
+        rr__buf_commit(&p->in, (size_t) n);
+    } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        p->eof = true;
+        ev_io_stop(loop, w);
+    }
+    ev_break(loop, EVBREAK_ONE);
+}
+
+void
+rawpeer_connect(rawpeer *p, fixture *fx)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port = htons(fx->port)};
+
+    memset(p, 0, sizeof(*p));
+    p->fx = fx;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    p->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(p->fd >= 0);
+    assert_int_equal(connect(p->fd, (struct sockaddr *) &sin, sizeof(sin)), 0);
+    rr__buf_init(&p->in, (size_t) 64 * 1024 * 1024);
+    ev_io_init(&p->io, rawpeer_io_cb, p->fd, EV_READ);
+    ev_io_start(fx->loop, &p->io);
+}
+
+void
+rawpeer_send(rawpeer *p, const void *buf, size_t len)
+{
+    const uint8_t *b = buf;
+
+    while (len > 0) {
+        ssize_t n = send(p->fd, b, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        assert_true(n > 0);
+        b += n;
+        len -= (size_t) n;
+    }
+}
+
+void
+rawpeer_handshake(rawpeer *p)
+{
+    rr_buf b;
+    rr_settings s;
+
+    rr__settings_init(&s);
+    rr__buf_init(&b, 1024);
+    assert_int_equal(rr__preface_put(&b, 1), RR_OK);
+    assert_int_equal(rr__settings_put(&b, &s), RR_OK);
+    rawpeer_send(p, rr__buf_data(&b), rr__buf_size(&b));
+    rr__buf_fini(&b);
+}
+
+bool
+rawpeer_frame(rawpeer *p, rr_frame *f)
+{
+    for (;;) {
+        const uint8_t *d = rr__buf_data(&p->in);
+        size_t len = rr__buf_size(&p->in);
+        if (len >= RR_PREFACE_SIZE && memcmp(d, rr__magic, 8) == 0) {
+            rr__buf_consume(&p->in, RR_PREFACE_SIZE);
+            continue;
+        }
+        ssize_t n = rr__frame_decode(d, len, UINT32_MAX, f);
+        if (n > 0) {
+            // Consuming moves only the head: f's body stays readable until
+            // the next read into the buffer, in the next call.
+            rr__buf_consume(&p->in, (size_t) n);
+            return true;
+        }
+        assert_true(n == 0);
+        if (p->eof)
+            return false;
+        if (p->fx->guard_fired)
+            fail_msg("guard timer fired while waiting for a frame");
+        ev_run(p->fx->loop, EVRUN_ONCE);
+    }
+}
+
+void
+rawpeer_wait_eof(rawpeer *p)
+{
+    rr_frame f;
+
+    while (rawpeer_frame(p, &f))
+        ;
+}
+
+void
+rawpeer_close(rawpeer *p)
+{
+    if (p->fd < 0)
+        return;
+    ev_io_stop(p->fx->loop, &p->io);
+    close(p->fd);
+    p->fd = -1;
+    rr__buf_fini(&p->in);
+}
