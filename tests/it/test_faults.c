@@ -474,6 +474,31 @@ test_faults_client_heartbeat_finds_silent_server(void **state)
 }
 
 static void
+test_faults_client_handshake_timeout(void **state)
+{
+    fixture *fx = *state;
+    fake_server fs = {.handshake = false};
+    char target[64];
+    rr_channel_opts co;
+    rr_channel *ch;
+    outcome o = {0};
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+
+    // Accepts the connection, never sends a preface.
+    fake_start(&fs, fx, target, sizeof(target));
+    rr_channel_opts_init(&co);
+    co.connect_timeout = 0.1;
+    assert_int_equal(rr_channel_new(&ch, fx->loop, target, &co), RR_OK);
+    rr_channel_call(ch, &test_methods[M_ECHO], &req.base, NULL, result_cb, &o,
+                    NULL);
+    fx_wait(fx, &o);
+    assert_int_equal(o.status, RR_STATUS_UNAVAILABLE);
+    assert_non_null(strstr(o.message, "did not complete the handshake"));
+    rr_channel_free(ch);
+    fake_stop(&fs);
+}
+
+static void
 test_faults_server_heartbeat_finds_silent_client(void **state)
 {
     fixture *fx = *state;
@@ -814,6 +839,7 @@ main(void)
         T(test_faults_too_many_calls_in_flight),
         T(test_faults_expired_before_dispatch),
         T(test_faults_client_heartbeat_finds_silent_server),
+        T(test_faults_client_handshake_timeout),
         T(test_faults_server_heartbeat_finds_silent_client),
         T(test_faults_reset_mid_call),
         T(test_faults_goaway_with_calls_in_flight),

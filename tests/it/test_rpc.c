@@ -4,7 +4,11 @@
 // statuses, deadlines, cancellation, late replies, metadata, limits,
 // replies from threads, deadline propagation and re-entrancy.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -717,6 +721,86 @@ test_rpc_channel_default_timeout(void **state)
 }
 
 static void
+h_wrong_type(rr_call *call, const ProtobufCMessage *req, void *arg)
+{
+    Rawrpc__V1__RequestMeta not_an_echo = RAWRPC__V1__REQUEST_META__INIT;
+
+    (void) req;
+    (void) arg;
+    assert_int_equal(rr_call_reply(call, &not_an_echo.base), RR_EINVAL);
+}
+
+static void
+test_rpc_reply_of_wrong_type_is_internal(void **state)
+{
+    fixture *fx = *state;
+    outcome o;
+
+    fx->handlers[M_ECHO] = h_wrong_type;
+    assert_int_equal(fx_restart(fx, NULL, NULL), 0);
+    fx_call(fx, M_ECHO, "x", NULL, &o);
+    fx_wait(fx, &o);
+    assert_int_equal(o.status, RR_STATUS_INTERNAL);
+    assert_string_equal(o.message, "reply of the wrong type");
+}
+
+// Finds the TCP socket of this process connected to port (the channel's
+// side) and checks the options rawrpc promises.
+static void
+expect_socket_options(uint16_t port, int user_timeout_ms, int keepidle)
+{
+    int found = 0;
+
+    for (int fd = 3; fd < 1024; fd++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        if (getpeername(fd, (struct sockaddr *) &ss, &len) != 0 ||
+            ss.ss_family != AF_INET ||
+            ntohs(((struct sockaddr_in *) &ss)->sin_port) != port)
+            continue;
+        int v = 0;
+        socklen_t vl = sizeof(v);
+        getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &vl);
+        assert_int_equal(v, 1);
+        getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, &vl);
+        assert_int_equal(v, user_timeout_ms);
+        getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, &vl);
+        assert_int_equal(v, keepidle > 0);
+        if (keepidle > 0) {
+            getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, &vl);
+            assert_int_equal(v, keepidle);
+        }
+        found++;
+    }
+    assert_int_equal(found, 1);
+}
+
+static void
+test_rpc_socket_options(void **state)
+{
+    fixture *fx = *state;
+    rr_channel_opts co;
+    outcome o;
+
+    rr_channel_opts_init(&co);
+    co.heartbeat_interval = 7.0;
+    co.heartbeat_timeout = 3.5;
+    co.tcp_keepalive = true;
+    assert_int_equal(fx_restart(fx, NULL, &co), 0);
+    fx_call(fx, M_ECHO, "x", NULL, &o);
+    fx_wait(fx, &o);
+    // TCP_USER_TIMEOUT follows the heartbeat timeout; keepalive starts
+    // after the heartbeat interval.
+    expect_socket_options(fx->port, 3500, 7);
+
+    rr_channel_opts_init(&co); // defaults: heartbeat 30 s / 20 s, no keepalive
+    assert_int_equal(fx_restart(fx, NULL, &co), 0);
+    fx_call(fx, M_ECHO, "x", NULL, &o);
+    fx_wait(fx, &o);
+    expect_socket_options(fx->port, 20000, 0);
+}
+
+static void
 test_rpc_call_ids_run_out(void **state)
 {
     fixture *fx = *state;
@@ -816,6 +900,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_rpc_connection_limit, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rpc_channel_default_timeout, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_rpc_reply_of_wrong_type_is_internal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_socket_options, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rpc_call_ids_run_out, setup,
                                         teardown),
