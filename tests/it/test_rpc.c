@@ -752,11 +752,11 @@ expect_socket_options(uint16_t port, int user_timeout_ms, int keepidle)
     int found = 0;
 
     for (int fd = 3; fd < 1024; fd++) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
-        if (getpeername(fd, (struct sockaddr *) &ss, &len) != 0 ||
-            ss.ss_family != AF_INET ||
-            ntohs(((struct sockaddr_in *) &ss)->sin_port) != port)
+        struct sockaddr_in sin;
+        socklen_t len = sizeof(sin);
+        memset(&sin, 0, sizeof(sin));
+        if (getpeername(fd, (struct sockaddr *) &sin, &len) != 0 ||
+            sin.sin_family != AF_INET || ntohs(sin.sin_port) != port)
             continue;
         int v = 0;
         socklen_t vl = sizeof(v);
