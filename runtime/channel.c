@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "arena.h"
 #include "call.h"
 #include "channel.h"
 #include "conn.h"
@@ -29,7 +30,8 @@
 #include "meta.h"
 #include "rawrpc/rawrpc.h"
 
-#define MD_ON_STACK 8
+#define MD_ON_STACK   8
+#define CALL_POOL_MAX 256
 
 typedef struct ch_conn ch_conn;
 typedef struct ch_call ch_call;
@@ -62,15 +64,17 @@ struct ch_call {
     bool wait_for_ready;
     bool keep_reply;  // rr_channel_call_sync takes the reply
     rr__child child;  // under rr_call_opts.parent
-    uint8_t *payload; // the packed request
+    uint8_t *payload; // the packed request; kept with a pooled call
     size_t payload_len;
+    size_t payload_cap;
     rr_metadata *md; // copies, in the same allocation as payload
     size_t n_md;
     // the outcome
     bool done;
     rr_status status;
     char *message;
-    ProtobufCMessage *reply;
+    ProtobufCMessage *reply; // in arena, or malloc'd when keep_reply
+    rr_arena arena;          // last: large
 };
 
 struct rr_channel {
@@ -86,6 +90,8 @@ struct rr_channel {
     uint64_t rng;
     char last_error[160];
     ch_call *live;
+    ch_call *pool; // finished calls kept for reuse, through qnext
+    size_t n_pool;
     ch_call *q_head, *q_tail;
     uint64_t next_token;
     int busy;
@@ -152,14 +158,47 @@ q_remove(rr_channel *ch, ch_call *pc)
 
 // ----------------------------------------------------------- completion
 
+// Frees what the call's outcome holds and keeps the call, with its
+// payload buffer, for the next one: steady traffic allocates no calls.
 static void
 pc_free(ch_call *pc)
 {
+    rr_channel *ch = pc->ch;
+
     free(pc->message);
-    if (pc->reply != NULL)
+    if (pc->reply != NULL && pc->keep_reply)
         protobuf_c_message_free_unpacked(pc->reply, NULL);
+    rr__arena_reset(&pc->arena); // an arena reply goes with it
+    if (!ch->freed && ch->n_pool < CALL_POOL_MAX) {
+        uint8_t *payload = pc->payload;
+        size_t cap = pc->payload_cap;
+        memset(pc, 0, offsetof(ch_call, arena));
+        pc->payload = payload;
+        pc->payload_cap = cap;
+        pc->qnext = ch->pool;
+        ch->pool = pc;
+        ch->n_pool++;
+        return;
+    }
     free(pc->payload);
     free(pc);
+}
+
+static ch_call *
+pc_alloc(rr_channel *ch)
+{
+    ch_call *pc = ch->pool;
+
+    if (pc == NULL) {
+        if ((pc = calloc(1, sizeof(*pc))) == NULL)
+            return NULL;
+        rr__arena_init(&pc->arena);
+        return pc;
+    }
+    ch->pool = pc->qnext;
+    ch->n_pool--;
+    pc->qnext = NULL;
+    return pc;
 }
 
 // Runs the callback and frees the call.  From the loop only.
@@ -185,7 +224,7 @@ pc_deliver(ch_call *pc)
     ch_enter(ch);
     pc->cb(&res, pc->arg);
     if (pc->keep_reply)
-        pc->reply = NULL; // handed over
+        pc->reply = NULL; // handed over to rr_channel_call_sync's caller
     pc_free(pc);
     ch_leave(ch);
 }
@@ -441,9 +480,11 @@ cc_response(ch_conn *cc, const rr_frame *f)
         msg = rm->message;
     }
     if (status == RR_STATUS_OK) {
-        pc->reply = protobuf_c_message_unpack(pc->m->output, NULL,
-                                              rr__frame_payload_len(f),
-                                              rr__frame_payload(f));
+        // Into the call's arena: no malloc; the blocking API hands the
+        // reply to its caller, so that one is malloc'd.
+        pc->reply = protobuf_c_message_unpack(
+            pc->m->output, pc->keep_reply ? NULL : &pc->arena.alloc,
+            rr__frame_payload_len(f), rr__frame_payload(f));
         if (pc->reply == NULL) {
             snprintf(buf, sizeof(buf), "reply does not parse as %s",
                      pc->m->output->name);
@@ -685,11 +726,17 @@ pc_pack(ch_call *pc, const ProtobufCMessage *req, const rr_call_opts *o)
         md_bytes += strlen(o->metadata[i].key) + 1 + o->metadata[i].value_len;
     size_t md_at = (n + 15) & ~(size_t) 15;
     size_t total = md_at + o->n_metadata * sizeof(rr_metadata) + md_bytes;
-    uint8_t *p = malloc(total > 0 ? total : 1);
-    if (p == NULL)
-        return RR_ENOMEM;
+    if (pc->payload == NULL || total > pc->payload_cap) {
+        size_t cap = total > 64 ? total : 64;
+        uint8_t *np = malloc(cap);
+        if (np == NULL)
+            return RR_ENOMEM;
+        free(pc->payload);
+        pc->payload = np;
+        pc->payload_cap = cap;
+    }
+    uint8_t *p = pc->payload;
     protobuf_c_message_pack(req, p);
-    pc->payload = p;
     pc->payload_len = n;
     pc->md = (rr_metadata *) (void *) (p + md_at);
     pc->n_md = o->n_metadata;
@@ -764,12 +811,14 @@ ch_call_start(rr_channel *ch, const rr_method *method,
                 method->full_name, ch->opts.max_metadata_size);
         return RR_EINVAL;
     }
-    ch_call *pc = calloc(1, sizeof(*pc));
-    if (pc == NULL || pc_pack(pc, req, o) != RR_OK) {
-        free(pc);
+    ch_call *pc = pc_alloc(ch);
+    if (pc == NULL)
+        return RR_ENOMEM;
+    pc->ch = ch;
+    if (pc_pack(pc, req, o) != RR_OK) {
+        pc_free(pc);
         return RR_ENOMEM;
     }
-    pc->ch = ch;
     pc->m = method;
     pc->cb = cb;
     pc->arg = arg;
@@ -963,6 +1012,12 @@ rr_channel_new(rr_channel **out, struct ev_loop *loop, const char *target,
 static void
 ch_destroy(rr_channel *ch)
 {
+    while (ch->pool != NULL) {
+        ch_call *next = ch->pool->qnext;
+        free(ch->pool->payload);
+        free(ch->pool);
+        ch->pool = next;
+    }
     free(ch);
 }
 

@@ -24,6 +24,7 @@
 
 #define READ_CHUNK       ((size_t) 64 * 1024)
 #define READS_PER_WAKEUP 4 // then let other connections have the loop
+#define KEEP_BUF         ((size_t) 64 * 1024) // kept while busy, see below
 #define OUT_SLACK        ((size_t) 64 * 1024)
 
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
@@ -209,7 +210,8 @@ conn_flush(rr_conn *c)
     if (rr__buf_size(&c->out) > 0)
         return RR_OK; // wio stays on
     ev_io_stop(c->loop, &c->wio);
-    rr__buf_release(&c->out); // an idle connection holds no output memory
+    if (c->out.cap > KEEP_BUF)
+        rr__buf_release(&c->out); // a burst must not pin its memory
     if (c->finish_wanted && c->state == RR_CONN_OPEN)
         conn_shut_write(c);
     return RR_OK;
@@ -434,8 +436,9 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
         conn_process(c); // frames left buffered while reading was paused
     if (c->state != RR_CONN_CLOSED && !c->paused)
         conn_read(c);
-    if (c->state != RR_CONN_CLOSED && rr__buf_size(&c->in) == 0)
-        rr__buf_release(&c->in); // idle connections hold no input memory
+    if (c->state != RR_CONN_CLOSED && rr__buf_size(&c->in) == 0 &&
+        c->in.cap > KEEP_BUF)
+        rr__buf_release(&c->in);
     // One write for everything this wake-up produced.
     if (c->state != RR_CONN_CLOSED && rr__buf_size(&c->out) > 0 &&
         conn_flush(c) == RR_OK)
@@ -478,11 +481,18 @@ conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 // The heartbeat: PING after hb_interval of silence; dead when a PING got
-// no answer (nor anything else) within hb_timeout.
+// no answer (nor anything else) within hb_timeout.  Small buffers are kept
+// between calls, so steady traffic allocates nothing; a connection found
+// silent here gives them back, so idle connections hold no buffers.
 static void
 conn_heartbeat(rr_conn *c)
 {
     ev_tstamp now = ev_now(c->loop);
+
+    if (now - c->last_rx >= c->cfg.hb_interval) {
+        rr__buf_release(&c->in);
+        rr__buf_release(&c->out);
+    }
 
     if (c->ping_at > c->last_rx) {
         ev_tstamp left = c->ping_at + c->cfg.hb_timeout - now;
