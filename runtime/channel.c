@@ -29,6 +29,7 @@
 #include "log.h"
 #include "meta.h"
 #include "rawrpc/rawrpc.h"
+#include "rawrpc/stub.h"
 
 #define MD_ON_STACK   8
 #define CALL_POOL_MAX 256
@@ -57,7 +58,9 @@ struct ch_call {
     uint32_t id;
     uint64_t token;
     const rr_method *m;
-    rr_result_cb cb;
+    rr_result_cb cb;      // or:
+    rr_stub_result tramp; // a generated trampoline with
+    rr_stub_fn fn;        // its typed callback
     void *arg;
     ev_timer timer;        // the deadline, or a deferred completion
     ev_tstamp deadline_at; // 0: none
@@ -222,7 +225,10 @@ pc_deliver(ch_call *pc)
         .reply = pc->status == RR_STATUS_OK ? pc->reply : NULL,
     };
     ch_enter(ch);
-    pc->cb(&res, pc->arg);
+    if (pc->tramp != NULL)
+        pc->tramp(&res, pc->fn, pc->arg);
+    else
+        pc->cb(&res, pc->arg);
     if (pc->keep_reply)
         pc->reply = NULL; // handed over to rr_channel_call_sync's caller
     pc_free(pc);
@@ -794,16 +800,26 @@ ch_route(rr_channel *ch, ch_call *pc)
     }
 }
 
+// How a call reports its outcome: a plain callback, or a generated
+// trampoline with the typed callback it calls.
+typedef struct ch_done {
+    rr_result_cb cb;
+    rr_stub_result tramp;
+    rr_stub_fn fn;
+    void *arg;
+} ch_done;
+
 static int
 ch_call_start(rr_channel *ch, const rr_method *method,
               const ProtobufCMessage *req, const rr_call_opts *opts,
-              rr_result_cb cb, void *arg, uint64_t *token, bool keep_reply)
+              const ch_done *done, uint64_t *token, bool keep_reply)
 {
     static const rr_call_opts no_opts;
     const rr_call_opts *o = opts != NULL ? opts : &no_opts;
 
     if (ch == NULL || ch->freed || method == NULL || req == NULL ||
-        cb == NULL || req->descriptor != method->input ||
+        (done->cb == NULL && (done->tramp == NULL || done->fn == NULL)) ||
+        req->descriptor != method->input ||
         (o->n_metadata > 0 && o->metadata == NULL))
         return RR_EINVAL;
     if (!md_fits(ch, o)) {
@@ -820,8 +836,10 @@ ch_call_start(rr_channel *ch, const rr_method *method,
         return RR_ENOMEM;
     }
     pc->m = method;
-    pc->cb = cb;
-    pc->arg = arg;
+    pc->cb = done->cb;
+    pc->tramp = done->tramp;
+    pc->fn = done->fn;
+    pc->arg = done->arg;
     pc->keep_reply = keep_reply;
     pc->wait_for_ready = o->wait_for_ready;
     pc->token = ++ch->next_token;
@@ -868,7 +886,19 @@ rr_channel_call(rr_channel *ch, const rr_method *method,
                 const ProtobufCMessage *req, const rr_call_opts *opts,
                 rr_result_cb cb, void *arg, uint64_t *token)
 {
-    return ch_call_start(ch, method, req, opts, cb, arg, token, false);
+    ch_done done = {.cb = cb, .arg = arg};
+
+    return ch_call_start(ch, method, req, opts, &done, token, false);
+}
+
+int
+rr_stub_call(rr_channel *ch, const rr_method *method,
+             const ProtobufCMessage *req, const rr_call_opts *opts,
+             rr_stub_result tramp, rr_stub_fn fn, void *arg, uint64_t *token)
+{
+    ch_done done = {.tramp = tramp, .fn = fn, .arg = arg};
+
+    return ch_call_start(ch, method, req, opts, &done, token, false);
 }
 
 int
@@ -921,7 +951,8 @@ rr_channel_call_sync(rr_channel *ch, const rr_method *method,
     // The loop, not ch: a callback may free the channel while we wait
     // (which completes our call too).
     struct ev_loop *loop = ch->loop;
-    if (ch_call_start(ch, method, req, opts, sync_cb, &st, NULL, true) != RR_OK)
+    ch_done done = {.cb = sync_cb, .arg = &st};
+    if (ch_call_start(ch, method, req, opts, &done, NULL, true) != RR_OK)
         return RR_STATUS_INVALID_ARGUMENT;
     while (!st.done)
         ev_run(loop, EVRUN_ONCE);

@@ -33,6 +33,7 @@
 #include "log.h"
 #include "meta.h"
 #include "rawrpc/rawrpc.h"
+#include "rawrpc/stub.h"
 #include "server.h"
 
 #define MAX_LISTENERS      8
@@ -43,7 +44,9 @@
 typedef struct srv_method {
     char *name; // "/pkg.Service/Method"; NULL = empty slot
     rr_method m;
-    rr_handler_cb handler; // NULL: UNIMPLEMENTED
+    rr_handler_cb handler; // or:
+    rr_stub_handler tramp; // a generated trampoline, with
+    rr_stub_fn fn;         // its typed handler; both NULL: UNIMPLEMENTED
     void *arg;
 } srv_method;
 
@@ -184,7 +187,7 @@ methods_grow(rr_server *srv)
 
 static int
 method_add(rr_server *srv, const ProtobufCServiceDescriptor *svc, unsigned i,
-           rr_handler_cb h, void *arg)
+           const srv_method *how)
 {
     const ProtobufCMethodDescriptor *md = &svc->methods[i];
     size_t n = strlen(svc->name) + strlen(md->name) + 3;
@@ -207,12 +210,9 @@ method_add(rr_server *srv, const ProtobufCServiceDescriptor *svc, unsigned i,
     size_t j = name_hash(name) & mask;
     while (srv->methods[j].name != NULL)
         j = (j + 1) & mask;
-    srv->methods[j] = (srv_method){
-        .name = name,
-        .m = {name, md->input, md->output},
-        .handler = h,
-        .arg = arg,
-    };
+    srv->methods[j] = *how;
+    srv->methods[j].name = name;
+    srv->methods[j].m = (rr_method){name, md->input, md->output};
     srv->n_methods++;
     return RR_OK;
 }
@@ -224,7 +224,28 @@ rr_server_add_service(rr_server *srv, const ProtobufCServiceDescriptor *svc,
     if (srv == NULL || svc == NULL || handlers == NULL)
         return RR_EINVAL;
     for (unsigned i = 0; i < svc->n_methods; i++) {
-        int rv = method_add(srv, svc, i, handlers[i], arg);
+        srv_method how = {.handler = handlers[i], .arg = arg};
+        int rv = method_add(srv, svc, i, &how);
+        if (rv != RR_OK)
+            return rv;
+    }
+    return RR_OK;
+}
+
+int
+rr_stub_add_service(rr_server *srv, const ProtobufCServiceDescriptor *svc,
+                    const rr_stub_handler *tramps, const rr_stub_fn *fns,
+                    void *arg)
+{
+    if (srv == NULL || svc == NULL || tramps == NULL || fns == NULL)
+        return RR_EINVAL;
+    for (unsigned i = 0; i < svc->n_methods; i++) {
+        srv_method how = {
+            .tramp = fns[i] != NULL ? tramps[i] : NULL,
+            .fn = fns[i],
+            .arg = arg,
+        };
+        int rv = method_add(srv, svc, i, &how);
         if (rv != RR_OK)
             return rv;
     }
@@ -619,7 +640,7 @@ sconn_prepare(rr_sconn *sc, const rr_frame *f)
     }
     call->meta = (Rawrpc__V1__RequestMeta *) m;
     if ((call->m = method_find(srv, call->meta->method)) == NULL ||
-        call->m->handler == NULL) {
+        (call->m->handler == NULL && call->m->tramp == NULL)) {
         sconn_reject(sc, f->call_id, RR_STATUS_UNIMPLEMENTED,
                      "unknown method %s", call->meta->method);
         goto fail;
@@ -693,7 +714,10 @@ sconn_request(rr_sconn *sc, const rr_frame *f)
                      0.);
         ev_timer_start(srv->loop, &call->deadline);
     }
-    call->m->handler(call, call->req, call->m->arg);
+    if (call->m->tramp != NULL)
+        call->m->tramp(call, call->req, call->m->fn, call->m->arg);
+    else
+        call->m->handler(call, call->req, call->m->arg);
 }
 
 static void

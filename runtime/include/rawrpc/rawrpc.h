@@ -184,7 +184,7 @@ typedef void (*rr_handler_cb)(rr_call *call, const ProtobufCMessage *req,
 
 // rr_server_add_service registers svc's methods, dispatched by full name.
 // handlers[i] serves svc->methods[i]; a NULL entry answers UNIMPLEMENTED.
-// The descriptor and handlers array must outlive the server.  Returns
+// The handlers array is copied; the descriptor must outlive the server. Returns
 // RR_OK, RR_EINVAL if a method is already registered, or RR_ENOMEM.
 RR_API int rr_server_add_service(rr_server *srv,
                                  const ProtobufCServiceDescriptor *svc,

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# check-golden.sh PLUGIN SRCDIR [--update] -- runs protoc-gen-rawrpc on
+# the test protos and compares its output with golden/ byte for byte;
+# checks that bad inputs are refused with a clear message, and that an
+# unparsable request fails the plugin.  --update rewrites golden/.
+set -euo pipefail
+plugin=$1
+src=$2
+update=${3:-}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+gen=(protoc --plugin=protoc-gen-rawrpc="$plugin" -I"$src/protos" -I/usr/include)
+
+"${gen[@]}" --rawrpc_out="$tmp" "$src/protos/greet.proto" "$src/protos/plain.proto"
+for f in greet.rr.h greet.rr.c plain.rr.h plain.rr.c; do
+    if [ "$update" = --update ]; then
+        cp "$tmp/$f" "$src/golden/$f"
+    elif ! diff -u "$src/golden/$f" "$tmp/$f"; then
+        echo "golden: $f differs from tests/codegen/golden (--update if meant)"
+        exit 1
+    fi
+done
+
+for bad in "streaming:method bad.Chat.Talk is streaming" \
+           "keyword:method bad.Flow.Return: protoc-c would name a struct member"; do
+    name=${bad%%:*}
+    want=${bad#*:}
+    if out=$("${gen[@]}" --rawrpc_out="$tmp" "$src/protos/bad/$name.proto" 2>&1); then
+        echo "golden: bad/$name.proto was accepted"
+        exit 1
+    fi
+    grep -qF "$want" <<<"$out" || { echo "golden: bad/$name.proto: $out"; exit 1; }
+done
+
+if printf 'garbage' | "$plugin" >/dev/null 2>"$tmp/err"; then
+    echo "golden: an unparsable request was accepted"
+    exit 1
+fi
+grep -q "not a CodeGeneratorRequest" "$tmp/err"
+echo "golden: 4 files match; 2 bad protos and a bad request refused"
