@@ -1027,6 +1027,7 @@ srv_linger_cb(struct ev_loop *loop, ev_timer *w, int revents)
     while (srv->conns != NULL)
         rr__conn_close(&srv->conns->c, RR_ETIMEDOUT,
                        "peer did not close after shutdown");
+    srv_check_shutdown_done(srv); // also when there was none to close
     srv_leave(srv);
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # check-install.sh -- installs rawrpc into a temporary prefix, then builds
-# and runs tests/consumer against it twice: with find_package(rawrpc) and
-# with pkg-config.  Proves the installed package works for users.
+# and runs tests/consumer against it: with find_package(rawrpc), including
+# a service of its own through rawrpc_generate() and rawrpc_add_test(),
+# and with pkg-config.  Proves the installed package works for users.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,8 @@ cmake -S tests/consumer -B "$tmp/consumer" -DCMAKE_PREFIX_PATH="$prefix" >/dev/n
 cmake --build "$tmp/consumer" >/dev/null
 "$tmp/consumer/consumer"
 "$tmp/consumer/consumer_static"
+echo "check-install: the consumer's own service, generated and tested"
+ctest --test-dir "$tmp/consumer" --output-on-failure
 
 echo "check-install: pkg-config rawrpc"
 export PKG_CONFIG_PATH=$libdir/pkgconfig

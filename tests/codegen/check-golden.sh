@@ -33,9 +33,21 @@ for bad in "streaming:method bad.Chat.Talk is streaming" \
     grep -qF "$want" <<<"$out" || { echo "golden: bad/$name.proto: $out"; exit 1; }
 done
 
+# The ABI guard: against a runtime of another stub ABI, compiling fails
+# with the guard's message.
+mkdir -p "$tmp/fake/rawrpc"
+printf '#define RAWRPC_STUB_ABI 2\n' >"$tmp/fake/rawrpc/stub.h"
+protoc -I"$src/protos" --c_out="$tmp" "$src/protos/greet.proto"
+if cc -std=c11 -fsyntax-only -I"$tmp/fake" -I"$tmp" "$tmp/greet.rr.h" \
+    2>"$tmp/abi.err"; then
+    echo "golden: a stub ABI mismatch compiled"
+    exit 1
+fi
+grep -q "generated for another rawrpc; regenerate it" "$tmp/abi.err"
+
 if printf 'garbage' | "$plugin" >/dev/null 2>"$tmp/err"; then
     echo "golden: an unparsable request was accepted"
     exit 1
 fi
 grep -q "not a CodeGeneratorRequest" "$tmp/err"
-echo "golden: 4 files match; 2 bad protos and a bad request refused"
+echo "golden: 4 files match; 2 bad protos, an ABI mismatch and a bad request refused"

@@ -613,6 +613,19 @@ test_faults_goaway_with_calls_in_flight(void **state)
 }
 
 static void
+test_faults_shutdown_without_connections(void **state)
+{
+    fixture *fx = *state;
+    bool done = false;
+
+    // No call was made: the channel never connected.
+    assert_int_equal(rr_server_shutdown(fx->srv, 5.0, shutdown_done, &done),
+                     RR_OK);
+    assert_false(done); // never before the call returns
+    fx_run_until(fx, &done);
+}
+
+static void
 test_faults_grace_period_cancels_stragglers(void **state)
 {
     fixture *fx = *state;
@@ -843,6 +856,7 @@ main(void)
         T(test_faults_server_heartbeat_finds_silent_client),
         T(test_faults_reset_mid_call),
         T(test_faults_goaway_with_calls_in_flight),
+        T(test_faults_shutdown_without_connections),
         T(test_faults_grace_period_cancels_stragglers),
         T(test_faults_reconnect_with_backoff),
         T(test_faults_slow_reader_is_bounded),
