@@ -28,29 +28,6 @@
 #include "preface.h"
 #include "server.h"
 
-static int
-setup(void **state)
-{
-    fixture *fx = malloc(sizeof(*fx));
-
-    if (fx == NULL || fx_setup(fx, 30.0, NULL, NULL) != 0) {
-        free(fx);
-        return -1;
-    }
-    *state = fx;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fixture *fx = *state;
-
-    fx_teardown(fx);
-    free(fx);
-    return 0;
-}
-
 // Sends a REQUEST for method m with text, deadline budget timeout_us.
 static void
 raw_request(rawpeer *p, uint32_t id, const char *method, const char *text,
@@ -446,56 +423,52 @@ fake_stop(fake_server *fs)
         rr__buf_fini(&fs->conn.in);
 }
 
+// A channel with copts calls a fake server; the call must fail with
+// UNAVAILABLE and a message containing why.
 static void
-test_faults_client_heartbeat_finds_silent_server(void **state)
+expect_fake_server_failure(fixture *fx, bool handshake,
+                           const rr_channel_opts *copts, const char *why)
 {
-    fixture *fx = *state;
-    fake_server fs = {.handshake = true};
+    fake_server fs = {.handshake = handshake};
     char target[64];
-    rr_channel_opts co;
     rr_channel *ch;
     outcome o = {0};
     Rrtest__Echo req = RRTEST__ECHO__INIT;
 
     fake_start(&fs, fx, target, sizeof(target));
-    rr_channel_opts_init(&co);
-    co.heartbeat_interval = 0.05;
-    co.heartbeat_timeout = 0.1;
-    assert_int_equal(rr_channel_new(&ch, fx->loop, target, &co), RR_OK);
-    // The server handshakes and then never says another word, nor closes:
-    // a half-open connection.  Only the heartbeat can tell.
+    assert_int_equal(rr_channel_new(&ch, fx->loop, target, copts), RR_OK);
     rr_channel_call(ch, &test_methods[M_ECHO], &req.base, NULL, result_cb, &o,
                     NULL);
     fx_wait(fx, &o);
     assert_int_equal(o.status, RR_STATUS_UNAVAILABLE);
-    assert_non_null(strstr(o.message, "after a PING"));
+    assert_non_null(strstr(o.message, why));
     rr_channel_free(ch);
     fake_stop(&fs);
 }
 
 static void
+test_faults_client_heartbeat_finds_silent_server(void **state)
+{
+    rr_channel_opts co;
+
+    rr_channel_opts_init(&co);
+    co.heartbeat_interval = 0.05;
+    co.heartbeat_timeout = 0.1;
+    // The server handshakes and then never says another word, nor closes:
+    // a half-open connection.  Only the heartbeat can tell.
+    expect_fake_server_failure(*state, true, &co, "after a PING");
+}
+
+static void
 test_faults_client_handshake_timeout(void **state)
 {
-    fixture *fx = *state;
-    fake_server fs = {.handshake = false};
-    char target[64];
     rr_channel_opts co;
-    rr_channel *ch;
-    outcome o = {0};
-    Rrtest__Echo req = RRTEST__ECHO__INIT;
 
-    // Accepts the connection, never sends a preface.
-    fake_start(&fs, fx, target, sizeof(target));
     rr_channel_opts_init(&co);
     co.connect_timeout = 0.1;
-    assert_int_equal(rr_channel_new(&ch, fx->loop, target, &co), RR_OK);
-    rr_channel_call(ch, &test_methods[M_ECHO], &req.base, NULL, result_cb, &o,
-                    NULL);
-    fx_wait(fx, &o);
-    assert_int_equal(o.status, RR_STATUS_UNAVAILABLE);
-    assert_non_null(strstr(o.message, "did not complete the handshake"));
-    rr_channel_free(ch);
-    fake_stop(&fs);
+    // Accepts the connection, never sends a preface.
+    expect_fake_server_failure(*state, false, &co,
+                               "did not complete the handshake");
 }
 
 static void
@@ -842,7 +815,8 @@ test_faults_descriptor_exhaustion(void **state)
 int
 main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name)                                                                \
+    cmocka_unit_test_setup_teardown(name, fx_group_setup, fx_group_teardown)
     const struct CMUnitTest tests[] = {
         T(test_faults_garbage_closes_only_the_offender),
         T(test_faults_hostile_length),

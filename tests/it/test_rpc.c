@@ -23,29 +23,6 @@
 #include "harness.h"
 #include "rawrpc/v1/wire.pb-c.h"
 
-static int
-setup(void **state)
-{
-    fixture *fx = malloc(sizeof(*fx));
-
-    if (fx == NULL || fx_setup(fx, 30.0, NULL, NULL) != 0) {
-        free(fx);
-        return -1;
-    }
-    *state = fx;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fixture *fx = *state;
-
-    fx_teardown(fx);
-    free(fx);
-    return 0;
-}
-
 static void
 test_rpc_echo(void **state)
 {
@@ -860,55 +837,35 @@ test_rpc_nothing_listening(void **state)
 int
 main(void)
 {
+#define T(name)                                                                \
+    cmocka_unit_test_setup_teardown(name, fx_group_setup, fx_group_teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_rpc_echo, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rpc_sync, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rpc_thousand_calls_out_of_order,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rpc_error_status_and_message,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_rpc_unknown_method_keeps_connection, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rpc_bad_arguments_never_call_back,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rpc_metadata_reaches_server, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_rpc_deadline_both_sides, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_rpc_cancel_reaches_handler, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_rpc_concurrency_limit_queues_calls,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rpc_reply_larger_than_client_limit,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_rpc_request_larger_than_server_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rpc_reply_from_threads, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_rpc_deadline_and_cancel_propagate,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rpc_reentrancy_from_callbacks,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rpc_server_freed_in_handler, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_rpc_two_hundred_connections, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_rpc_unix_and_ipv6, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_rpc_cancel_from_callback, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_rpc_connection_limit, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_rpc_channel_default_timeout, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(
-            test_rpc_reply_of_wrong_type_is_internal, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rpc_socket_options, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_rpc_call_ids_run_out, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_rpc_nothing_listening, setup,
-                                        teardown),
+        T(test_rpc_echo),
+        T(test_rpc_sync),
+        T(test_rpc_thousand_calls_out_of_order),
+        T(test_rpc_error_status_and_message),
+        T(test_rpc_unknown_method_keeps_connection),
+        T(test_rpc_bad_arguments_never_call_back),
+        T(test_rpc_metadata_reaches_server),
+        T(test_rpc_deadline_both_sides),
+        T(test_rpc_cancel_reaches_handler),
+        T(test_rpc_concurrency_limit_queues_calls),
+        T(test_rpc_reply_larger_than_client_limit),
+        T(test_rpc_request_larger_than_server_limit),
+        T(test_rpc_reply_from_threads),
+        T(test_rpc_deadline_and_cancel_propagate),
+        T(test_rpc_reentrancy_from_callbacks),
+        T(test_rpc_server_freed_in_handler),
+        T(test_rpc_two_hundred_connections),
+        T(test_rpc_unix_and_ipv6),
+        T(test_rpc_cancel_from_callback),
+        T(test_rpc_connection_limit),
+        T(test_rpc_channel_default_timeout),
+        T(test_rpc_reply_of_wrong_type_is_internal),
+        T(test_rpc_socket_options),
+        T(test_rpc_call_ids_run_out),
+        T(test_rpc_nothing_listening),
     };
+#undef T
     return cmocka_run_group_tests_name("rpc", tests, NULL, NULL);
 }

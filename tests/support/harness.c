@@ -213,6 +213,29 @@ fx_restart(fixture *fx, const rr_server_opts *sopts,
                                                                          : -1;
 }
 
+int
+fx_group_setup(void **state)
+{
+    fixture *fx = malloc(sizeof(*fx));
+
+    if (fx == NULL || fx_setup(fx, 30.0, NULL, NULL) != 0) {
+        free(fx);
+        return -1;
+    }
+    *state = fx;
+    return 0;
+}
+
+int
+fx_group_teardown(void **state)
+{
+    fixture *fx = *state;
+
+    fx_teardown(fx);
+    free(fx);
+    return 0;
+}
+
 void
 fx_teardown(fixture *fx)
 {

@@ -58,6 +58,11 @@ void result_cb(const rr_result *res, void *arg);
 // the standard handlers, channel with copts.  Returns 0 or -1.
 int fx_setup(fixture *fx, double guard, const rr_server_opts *sopts,
              const rr_channel_opts *copts);
+// fx_group_setup and fx_group_teardown are cmocka setup and teardown
+// functions giving each test a fixture with a 30 s guard and defaults.
+int fx_group_setup(void **state);
+int fx_group_teardown(void **state);
+
 // fx_restart frees the server and channel and makes new ones with the
 // fixture's current handlers table and these options.
 int fx_restart(fixture *fx, const rr_server_opts *sopts,
