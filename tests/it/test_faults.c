@@ -272,6 +272,50 @@ test_faults_bad_calls_keep_the_connection(void **state)
 }
 
 static void
+test_faults_connection_frames(void **state)
+{
+    fixture *fx = *state;
+    rawpeer p, q;
+    rr_buf b;
+    rr_frame f;
+    char msg[160];
+    uint32_t id;
+    const uint8_t ping[RR_PING_SIZE] = {9, 8, 7, 6, 5, 4, 3, 2};
+    const uint8_t ext[] = {0, 0, 0, 3, 0xC3, 0xFF, 0,  7,
+                           0, 0, 0, 5, 'x',  'y',  'z'};
+
+    rawpeer_connect(&p, fx);
+    rawpeer_handshake(&p);
+    // An extension frame is skipped whole; a CANCEL for a call that is not
+    // in flight is ignored; a PING is answered with its own bytes.
+    rawpeer_send(&p, ext, sizeof(ext));
+    rr__buf_init(&b, 256);
+    rr__frame_put_cancel(&b, 42);
+    rr__frame_put_ping(&b, RR_FRAME_PING, ping);
+    rawpeer_send(&p, rr__buf_data(&b), rr__buf_size(&b));
+    rr__buf_fini(&b);
+    do {
+        assert_true(rawpeer_frame(&p, &f));
+    } while (f.type != RR_FRAME_PONG);
+    assert_memory_equal(f.body, ping, RR_PING_SIZE);
+    raw_request(&p, 1, "/rrtest.Test/Echo", "after", 0);
+    assert_int_equal(raw_response(&p, &id, msg, sizeof(msg)), RR_STATUS_OK);
+    rawpeer_close(&p);
+
+    // A second SETTINGS is a protocol error.
+    rawpeer_connect(&q, fx);
+    rawpeer_handshake(&q);
+    rr_settings s;
+    rr__settings_init(&s);
+    rr__buf_init(&b, 256);
+    rr__settings_put(&b, &s);
+    rawpeer_send(&q, rr__buf_data(&b), rr__buf_size(&b));
+    rr__buf_fini(&b);
+    expect_goaway(&q, RR_GOAWAY_PROTOCOL_ERROR, "a second SETTINGS frame");
+    rawpeer_close(&q);
+}
+
+static void
 test_faults_too_many_calls_in_flight(void **state)
 {
     fixture *fx = *state;
@@ -358,8 +402,20 @@ typedef struct fake_server {
     rawpeer conn;
     bool accepted;
     bool handshake;
-    bool reset_on_data;
+    const uint8_t *reply; // sent once the client's first bytes arrive
+    size_t reply_len;
+    ev_io data_io;
 } fake_server;
+
+static void
+fake_reply_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void) revents;
+    fake_server *fs = w->data;
+
+    ev_io_stop(loop, w);
+    rawpeer_send(&fs->conn, fs->reply, fs->reply_len);
+}
 
 static void
 fake_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -377,6 +433,11 @@ fake_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     fs->accepted = true;
     if (fs->handshake)
         rawpeer_handshake(&fs->conn);
+    if (fs->reply != NULL) {
+        ev_io_init(&fs->data_io, fake_reply_cb, fd, EV_READ);
+        fs->data_io.data = fs;
+        ev_io_start(loop, &fs->data_io);
+    }
 }
 
 static void
@@ -416,6 +477,8 @@ static void
 fake_stop(fake_server *fs)
 {
     ev_io_stop(fs->fx->loop, &fs->accept_io);
+    if (fs->accepted && fs->reply != NULL)
+        ev_io_stop(fs->fx->loop, &fs->data_io);
     close(fs->lfd);
     if (fs->accepted && fs->conn.fd >= 0)
         close(fs->conn.fd);
@@ -426,10 +489,12 @@ fake_stop(fake_server *fs)
 // A channel with copts calls a fake server; the call must fail with
 // UNAVAILABLE and a message containing why.
 static void
-expect_fake_server_failure(fixture *fx, bool handshake,
-                           const rr_channel_opts *copts, const char *why)
+expect_fake_server_failure(fixture *fx, bool handshake, const uint8_t *reply,
+                           size_t reply_len, const rr_channel_opts *copts,
+                           const char *why)
 {
-    fake_server fs = {.handshake = handshake};
+    fake_server fs = {
+        .handshake = handshake, .reply = reply, .reply_len = reply_len};
     char target[64];
     rr_channel *ch;
     outcome o = {0};
@@ -456,7 +521,7 @@ test_faults_client_heartbeat_finds_silent_server(void **state)
     co.heartbeat_timeout = 0.1;
     // The server handshakes and then never says another word, nor closes:
     // a half-open connection.  Only the heartbeat can tell.
-    expect_fake_server_failure(*state, true, &co, "after a PING");
+    expect_fake_server_failure(*state, true, NULL, 0, &co, "after a PING");
 }
 
 static void
@@ -467,8 +532,26 @@ test_faults_client_handshake_timeout(void **state)
     rr_channel_opts_init(&co);
     co.connect_timeout = 0.1;
     // Accepts the connection, never sends a preface.
-    expect_fake_server_failure(*state, false, &co,
+    expect_fake_server_failure(*state, false, NULL, 0, &co,
                                "did not complete the handshake");
+}
+
+static void
+test_faults_client_rejects_server_violations(void **state)
+{
+    // A server that sends a REQUEST, and one that answers a call ID the
+    // client never sent: both are protocol errors that close the
+    // connection; the call fails with UNAVAILABLE naming the rule.
+    const uint8_t request[] = {0, 0, 0, 0, RR_FRAME_REQUEST, 0, 0, 0,
+                               0, 0, 0, 1};
+    const uint8_t response[] = {0, 0, 0, 0, RR_FRAME_RESPONSE, 0, 0, 0,
+                                0, 0, 0, 99};
+
+    expect_fake_server_failure(*state, true, request, sizeof(request), NULL,
+                               "a server sent a REQUEST frame");
+    expect_fake_server_failure(*state, true, response, sizeof(response), NULL,
+                               "response to call ID 99, which was never "
+                               "sent");
 }
 
 static void
@@ -823,10 +906,12 @@ main(void)
         T(test_faults_handshake_timeout),
         T(test_faults_frame_order_rules),
         T(test_faults_bad_calls_keep_the_connection),
+        T(test_faults_connection_frames),
         T(test_faults_too_many_calls_in_flight),
         T(test_faults_expired_before_dispatch),
         T(test_faults_client_heartbeat_finds_silent_server),
         T(test_faults_client_handshake_timeout),
+        T(test_faults_client_rejects_server_violations),
         T(test_faults_server_heartbeat_finds_silent_client),
         T(test_faults_reset_mid_call),
         T(test_faults_goaway_with_calls_in_flight),
