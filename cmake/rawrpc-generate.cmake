@@ -1,12 +1,12 @@
 # SPDX-License-Identifier: MIT
 #
 # rawrpc_generate(<target> PROTOS a.proto ... [IMPORT_DIRS dir ...]
-#                 [OUT_DIR dir])
+#                 [OUT_DIR dir] [LIBRARY lib])
 #
 # Runs protoc with protoc-c and protoc-gen-rawrpc on each .proto and adds
 # the generated x.pb-c.c and x.rr.c to <target>, with OUT_DIR (default
 # ${CMAKE_CURRENT_BINARY_DIR}/rawrpc_gen) on its include path and rawrpc
-# linked.  A .proto's output path is its path relative to the first
+# linked (LIBRARY: rawrpc::rawrpc_static, say, instead of the shared one).  A .proto's output path is its path relative to the first
 # IMPORT_DIRS entry that contains it (or to its own directory).  List
 # every .proto whose messages you use, imports included; for
 # google/protobuf/empty.proto pass /usr/include/google/protobuf/empty.proto
@@ -15,7 +15,7 @@
 include_guard(GLOBAL)
 
 function(rawrpc_generate target)
-  cmake_parse_arguments(RG "" "OUT_DIR" "PROTOS;IMPORT_DIRS" ${ARGN})
+  cmake_parse_arguments(RG "" "OUT_DIR;LIBRARY" "PROTOS;IMPORT_DIRS" ${ARGN})
   if(NOT RG_PROTOS)
     message(FATAL_ERROR "rawrpc_generate(${target}): no PROTOS")
   endif()
@@ -67,5 +67,8 @@ function(rawrpc_generate target)
                                      ${RG_OUT_DIR}/${base}.rr.c)
   endforeach()
   target_include_directories(${target} PUBLIC ${RG_OUT_DIR})
+  if(RG_LIBRARY)
+    set(lib ${RG_LIBRARY})
+  endif()
   target_link_libraries(${target} PUBLIC ${lib})
 endfunction()

@@ -12,6 +12,7 @@
 
 struct rr_arena_block {
     rr_arena_block *next;
+    size_t size; // bytes at data
     _Alignas(16) unsigned char data[];
 };
 
@@ -23,11 +24,19 @@ arena_alloc(void *data, size_t size)
     size = (size + ARENA_ALIGN - 1) & ~(size_t) (ARENA_ALIGN - 1);
     if (size > a->left) {
         size_t bsize = size > ARENA_BLOCK ? size : ARENA_BLOCK;
-        if (bsize > SIZE_MAX - sizeof(rr_arena_block))
-            return NULL;
-        rr_arena_block *b = malloc(sizeof(*b) + bsize);
-        if (b == NULL)
-            return NULL;
+        rr_arena_block *b;
+        if (a->spare != NULL && a->spare->size >= size) {
+            b = a->spare; // the block a reset kept
+            bsize = b->size;
+            a->spare = NULL;
+        } else {
+            if (bsize > SIZE_MAX - sizeof(rr_arena_block))
+                return NULL;
+            b = malloc(sizeof(*b) + bsize);
+            if (b == NULL)
+                return NULL;
+            b->size = bsize;
+        }
         b->next = a->blocks;
         a->blocks = b;
         a->cur = b->data;
@@ -53,6 +62,7 @@ rr__arena_init(rr_arena *a)
     a->alloc.free = arena_free;
     a->alloc.allocator_data = a;
     a->blocks = NULL;
+    a->spare = NULL;
     a->cur = a->first;
     a->left = sizeof(a->first);
 }
@@ -61,10 +71,25 @@ void
 rr__arena_reset(rr_arena *a)
 {
     while (a->blocks != NULL) {
-        rr_arena_block *next = a->blocks->next;
-        free(a->blocks);
-        a->blocks = next;
+        rr_arena_block *b = a->blocks;
+        a->blocks = b->next;
+        // Keep the largest block that is not too large for the next call.
+        if (b->size <= RR_ARENA_KEEP &&
+            (a->spare == NULL || b->size > a->spare->size)) {
+            free(a->spare);
+            a->spare = b;
+        } else {
+            free(b);
+        }
     }
     a->cur = a->first;
     a->left = sizeof(a->first);
+}
+
+void
+rr__arena_fini(rr_arena *a)
+{
+    rr__arena_reset(a);
+    free(a->spare);
+    a->spare = NULL;
 }

@@ -5,7 +5,9 @@
 // A request and its metadata are unpacked into the call's arena and all
 // of it is released at once when the call ends.  The first block is inside
 // the arena itself, so a small request costs no malloc at all; larger ones
-// take extra blocks, which a reset frees.
+// take extra blocks.  A reset keeps one extra block (up to
+// RR_ARENA_KEEP bytes) for the next call, so steady traffic of larger
+// messages allocates nothing either; rr__arena_fini frees everything.
 
 #ifndef RR_ARENA_H
 #define RR_ARENA_H
@@ -14,6 +16,7 @@
 #include <stddef.h>
 
 #define RR_ARENA_INLINE 1024
+#define RR_ARENA_KEEP   ((size_t) 64 * 1024)
 
 typedef struct rr_arena_block rr_arena_block;
 
@@ -22,12 +25,17 @@ typedef struct rr_arena {
     unsigned char *cur;       // next free byte in the current block
     size_t left;              // bytes left there
     rr_arena_block *blocks;   // extra blocks, newest first
+    rr_arena_block *spare;    // one kept by the last reset, or NULL
     _Alignas(16) unsigned char first[RR_ARENA_INLINE];
 } rr_arena;
 
 void rr__arena_init(rr_arena *a);
 
-// rr__arena_reset releases everything allocated, keeping the inline block.
+// rr__arena_reset releases everything allocated, keeping the inline block
+// and one extra block of at most RR_ARENA_KEEP bytes.
 void rr__arena_reset(rr_arena *a);
+
+// rr__arena_fini frees every block; the arena may be initialised again.
+void rr__arena_fini(rr_arena *a);
 
 #endif // RR_ARENA_H

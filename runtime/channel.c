@@ -183,6 +183,7 @@ pc_free(ch_call *pc)
         ch->n_pool++;
         return;
     }
+    rr__arena_fini(&pc->arena);
     free(pc->payload);
     free(pc);
 }
@@ -1045,6 +1046,7 @@ ch_destroy(rr_channel *ch)
 {
     while (ch->pool != NULL) {
         ch_call *next = ch->pool->qnext;
+        rr__arena_fini(&ch->pool->arena);
         free(ch->pool->payload);
         free(ch->pool);
         ch->pool = next;

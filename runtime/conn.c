@@ -24,8 +24,11 @@
 
 #define READ_CHUNK       ((size_t) 64 * 1024)
 #define READS_PER_WAKEUP 4 // then let other connections have the loop
-#define KEEP_BUF         ((size_t) 64 * 1024) // kept while busy, see below
-#define OUT_SLACK        ((size_t) 64 * 1024)
+// Buffers up to this size stay between wake-ups while traffic flows:
+// freeing and regrowing them past glibc's 128 KiB mmap threshold cost an
+// mmap, an munmap and fresh page faults per wake-up (docs/PERFORMANCE.md).
+#define KEEP_BUF  ((size_t) 1024 * 1024)
+#define OUT_SLACK ((size_t) 64 * 1024)
 
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents);

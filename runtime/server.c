@@ -288,6 +288,8 @@ call_new(rr_server *srv, rr_sconn *sc, uint32_t id)
         srv->n_pool--;
     } else if ((call = malloc(sizeof(*call))) == NULL) {
         return NULL;
+    } else {
+        rr__arena_init(&call->arena); // once: pooled calls keep theirs
     }
     call->srv = srv;
     call->sc = sc;
@@ -302,8 +304,10 @@ call_new(rr_server *srv, rr_sconn *sc, uint32_t id)
     call->children = NULL;
     call->t_payload = NULL;
     call->t_msg = NULL;
-    snprintf(call->peer, sizeof(call->peer), "%s", sc->c.peer_name);
-    rr__arena_init(&call->arena);
+    // Not snprintf: this runs for every call.
+    size_t n = strnlen(sc->c.peer_name, sizeof(call->peer) - 1);
+    memcpy(call->peer, sc->c.peer_name, n);
+    call->peer[n] = '\0';
     ev_timer_init(&call->deadline, call_deadline_cb, 0., 0.);
     call_link(&srv->live, call);
     return call;
@@ -320,6 +324,7 @@ call_free(rr_call *call)
     free(call->t_payload);
     free(call->t_msg);
     if (srv == NULL) {
+        rr__arena_fini(&call->arena);
         free(call);
         return;
     }
@@ -330,6 +335,7 @@ call_free(rr_call *call)
         srv->pool = call;
         srv->n_pool++;
     } else {
+        rr__arena_fini(&call->arena);
         free(call);
     }
 }
@@ -1158,6 +1164,7 @@ srv_destroy(rr_server *srv)
         call->srv = NULL;
     while (srv->pool != NULL) {
         rr_call *next = srv->pool->next;
+        rr__arena_fini(&srv->pool->arena);
         free(srv->pool);
         srv->pool = next;
     }
