@@ -22,8 +22,10 @@
 #include "log.h"
 #include "rawrpc/rawrpc.h"
 
-#define READ_CHUNK       ((size_t) 64 * 1024)
-#define READS_PER_WAKEUP 4 // then let other connections have the loop
+#define READ_CHUNK        ((size_t) 64 * 1024)
+#define READS_PER_WAKEUP  4    // then let other connections have the loop
+#define PING_FLOOD_COUNT  100  // PINGs a peer may send per window ...
+#define PING_FLOOD_WINDOW 10.0 // ... of this many seconds (PROTOCOL.md 8)
 // Buffers up to this size stay between wake-ups while traffic flows:
 // freeing and regrowing them past glibc's 128 KiB mmap threshold cost an
 // mmap, an munmap and fresh page faults per wake-up (docs/PERFORMANCE.md).
@@ -102,6 +104,8 @@ rr__conn_start(rr_conn *c, struct ev_loop *loop, int fd, bool is_client,
     rr__settings_init(&c->peer);
     c->last_rx = ev_now(loop);
     c->ping_at = 0;
+    c->pings_since = c->last_rx;
+    c->pings = 0;
     // The receive buffer never needs more than one largest frame plus a
     // read chunk; that bounds what a peer can make us hold.
     rr__buf_init(&c->in, RR_FRAME_HEADER_SIZE +
@@ -323,6 +327,16 @@ conn_frame(rr_conn *c, const rr_frame *f)
                       "a second SETTINGS frame");
         return RR_EPROTO;
     case RR_FRAME_PING:
+        if (c->last_rx - c->pings_since >= PING_FLOOD_WINDOW) {
+            c->pings_since = c->last_rx;
+            c->pings = 0;
+        }
+        if (++c->pings > PING_FLOOD_COUNT) {
+            rr__conn_fail(c, RR_GOAWAY_ENHANCE_YOUR_CALM, RR_EPROTO,
+                          "more than %d PINGs within %.0f s", PING_FLOOD_COUNT,
+                          PING_FLOOD_WINDOW);
+            return RR_EPROTO;
+        }
         if (rr__frame_put_ping(&c->out, RR_FRAME_PONG, f->body) != RR_OK) {
             rr__conn_fail(c, RR_GOAWAY_INTERNAL_ERROR, RR_ENOBUFS,
                           "no room to answer a PING");

@@ -73,9 +73,11 @@ struct rr_conn {
     rr_settings peer;     // the peer's limits (initial values until known)
     uint32_t goaway_last; // last_call_id for a GOAWAY this side sends
     ev_io rio, wio;
-    ev_timer timer;    // connect/handshake, then heartbeat
-    ev_tstamp last_rx; // when bytes last arrived
-    ev_tstamp ping_at; // when the outstanding PING went, 0 if none
+    ev_timer timer;        // connect/handshake, then heartbeat
+    ev_tstamp last_rx;     // when bytes last arrived
+    ev_tstamp ping_at;     // when the outstanding PING went, 0 if none
+    ev_tstamp pings_since; // start of the current PING-flood window
+    unsigned pings;        // PINGs received in that window
     rr_buf in, out;
     char peer_name[80]; // "127.0.0.1:40112", for logs and calls
 };

@@ -60,7 +60,8 @@ raw_response(rawpeer *p, uint32_t *id, char *msg, size_t msgsz)
 
     for (;;) {
         assert_true(rawpeer_frame(p, &f));
-        if (f.type == RR_FRAME_SETTINGS || f.type == RR_FRAME_PING)
+        if (f.type == RR_FRAME_SETTINGS || f.type == RR_FRAME_PING ||
+            f.type == RR_FRAME_PONG)
             continue;
         assert_int_equal(f.type, RR_FRAME_RESPONSE);
         break;
@@ -313,6 +314,39 @@ test_faults_connection_frames(void **state)
     rr__buf_fini(&b);
     expect_goaway(&q, RR_GOAWAY_PROTOCOL_ERROR, "a second SETTINGS frame");
     rawpeer_close(&q);
+}
+
+static void
+test_faults_ping_flood(void **state)
+{
+    fixture *fx = *state;
+    rawpeer p, q;
+    rr_buf b;
+    const uint8_t ping[RR_PING_SIZE] = {0};
+    char msg[160];
+    uint32_t id;
+
+    // 100 PINGs at once are answered and the connection stays...
+    rawpeer_connect(&p, fx);
+    rawpeer_handshake(&p);
+    rr__buf_init(&b, 1 << 16);
+    for (int i = 0; i < 100; i++)
+        rr__frame_put_ping(&b, RR_FRAME_PING, ping);
+    rawpeer_send(&p, rr__buf_data(&b), rr__buf_size(&b));
+    raw_request(&p, 1, "/rrtest.Test/Echo", "still served", 0);
+    assert_int_equal(raw_response(&p, &id, msg, sizeof(msg)), RR_STATUS_OK);
+    rawpeer_close(&p);
+
+    // ... one more within the window is a flood.
+    rawpeer_connect(&q, fx);
+    rawpeer_handshake(&q);
+    rr__frame_put_ping(&b, RR_FRAME_PING, ping);
+    rawpeer_send(&q, rr__buf_data(&b), rr__buf_size(&b));
+    rr__buf_fini(&b);
+    expect_goaway(&q, RR_GOAWAY_ENHANCE_YOUR_CALM,
+                  "more than 100 PINGs within 10 s");
+    rawpeer_close(&q);
+    expect_service(fx);
 }
 
 static void
@@ -907,6 +941,7 @@ main(void)
         T(test_faults_frame_order_rules),
         T(test_faults_bad_calls_keep_the_connection),
         T(test_faults_connection_frames),
+        T(test_faults_ping_flood),
         T(test_faults_too_many_calls_in_flight),
         T(test_faults_expired_before_dispatch),
         T(test_faults_client_heartbeat_finds_silent_server),
