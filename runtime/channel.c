@@ -617,15 +617,12 @@ cc_on_close(rr_conn *c, int err, const char *why)
     if (err != RR_OK)
         rr__log(RR_LOG_INFO, "%s: connection lost: %s", ch->target, why);
     snprintf(ch->last_error, sizeof(ch->last_error), "%s", why);
-    while ((v = rr__idmap_any(&cc->calls, NULL)) != NULL) {
-        if (v == ZOMBIE) {
-            uint32_t id;
-            rr__idmap_any(&cc->calls, &id);
-            rr__idmap_del(&cc->calls, id);
+    uint32_t id;
+    while ((v = rr__idmap_any(&cc->calls, &id)) != NULL) {
+        rr__idmap_del(&cc->calls, id);
+        if (v == ZOMBIE)
             continue;
-        }
         ch_call *pc = v;
-        rr__idmap_del(&cc->calls, pc->id);
         pc->cc = NULL;
         pc_finish(pc, RR_STATUS_UNAVAILABLE, why, true);
     }

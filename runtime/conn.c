@@ -192,6 +192,16 @@ conn_shut_write(rr_conn *c)
     ev_timer_start(c->loop, &c->timer);
 }
 
+// The one place a graceful end begins: once it was asked for, the
+// connection is open and every queued byte is written.
+static void
+conn_shut_if_done(rr_conn *c)
+{
+    if (c->finish_wanted && c->state == RR_CONN_OPEN &&
+        rr__buf_size(&c->out) == 0)
+        conn_shut_write(c);
+}
+
 // Writes what is queued, until done or the socket is full.  Returns
 // RR_OK, or an error after closing the connection.
 static int
@@ -219,8 +229,7 @@ conn_flush(rr_conn *c)
     ev_io_stop(c->loop, &c->wio);
     if (c->out.cap > KEEP_BUF)
         rr__buf_release(&c->out); // a burst must not pin its memory
-    if (c->finish_wanted && c->state == RR_CONN_OPEN)
-        conn_shut_write(c);
+    conn_shut_if_done(c);
     return RR_OK;
 }
 
@@ -262,8 +271,7 @@ rr__conn_finish(rr_conn *c)
     if (c->state != RR_CONN_OPEN && c->state != RR_CONN_HANDSHAKE)
         return;
     c->finish_wanted = true;
-    if (c->state == RR_CONN_OPEN && rr__buf_size(&c->out) == 0)
-        conn_shut_write(c);
+    conn_shut_if_done(c);
 }
 
 static void
@@ -277,9 +285,7 @@ conn_open(rr_conn *c)
         ev_timer_again(c->loop, &c->timer);
     }
     c->ops->on_open(c);
-    if (c->finish_wanted && c->state == RR_CONN_OPEN &&
-        rr__buf_size(&c->out) == 0)
-        conn_shut_write(c);
+    conn_shut_if_done(c);
 }
 
 // The peer's preface.  Returns bytes used, 0 for more, or -1 if closed.

@@ -162,6 +162,17 @@ method_find(const rr_server *srv, const char *name)
     }
 }
 
+// The empty slot where name goes in a table of cap (a power of two).
+static srv_method *
+method_slot(srv_method *tab, size_t cap, const char *name)
+{
+    size_t j = name_hash(name) & (cap - 1);
+
+    while (tab[j].name != NULL)
+        j = (j + 1) & (cap - 1);
+    return &tab[j];
+}
+
 static int
 methods_grow(rr_server *srv)
 {
@@ -172,12 +183,8 @@ methods_grow(rr_server *srv)
     if (tab == NULL)
         return RR_ENOMEM;
     for (size_t i = 0; i < srv->methods_cap; i++) {
-        if (old[i].name == NULL)
-            continue;
-        size_t j = name_hash(old[i].name) & (cap - 1);
-        while (tab[j].name != NULL)
-            j = (j + 1) & (cap - 1);
-        tab[j] = old[i];
+        if (old[i].name != NULL)
+            *method_slot(tab, cap, old[i].name) = old[i];
     }
     free(old);
     srv->methods = tab;
@@ -206,13 +213,10 @@ method_add(rr_server *srv, const ProtobufCServiceDescriptor *svc, unsigned i,
         free(name);
         return RR_ENOMEM;
     }
-    size_t mask = srv->methods_cap - 1;
-    size_t j = name_hash(name) & mask;
-    while (srv->methods[j].name != NULL)
-        j = (j + 1) & mask;
-    srv->methods[j] = *how;
-    srv->methods[j].name = name;
-    srv->methods[j].m = (rr_method){name, md->input, md->output};
+    srv_method *slot = method_slot(srv->methods, srv->methods_cap, name);
+    *slot = *how;
+    slot->name = name;
+    slot->m = (rr_method){name, md->input, md->output};
     srv->n_methods++;
     return RR_OK;
 }
