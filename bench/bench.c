@@ -29,6 +29,7 @@
 
 #include "echo/echo.rr.h"
 #include "hist.h"
+#include "proc.h"
 
 #define RAW_READ ((size_t) 256 * 1024)
 
@@ -115,57 +116,6 @@ now_ns(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
-
-static double
-self_cpu(void)
-{
-    struct rusage ru;
-
-    getrusage(RUSAGE_SELF, &ru);
-    return (double) ru.ru_utime.tv_sec + (double) ru.ru_stime.tv_sec +
-           ((double) ru.ru_utime.tv_usec + (double) ru.ru_stime.tv_usec) / 1e6;
-}
-
-static double
-pid_cpu(int pid)
-{
-    char path[64], buf[1024];
-    unsigned long ut = 0, st = 0;
-
-    if (pid <= 0)
-        return 0;
-    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-    FILE *fp = fopen(path, "r");
-    if (fp == NULL)
-        return 0;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
-    fclose(fp);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')'); // the name may hold spaces
-    if (p == NULL ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-               &ut, &st) != 2)
-        return 0;
-    return (double) (ut + st) / (double) sysconf(_SC_CLK_TCK);
-}
-
-static long
-pid_hwm_kb(int pid)
-{
-    char path[64], line[256];
-    long kb = 0;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", pid);
-    FILE *fp = fopen(path, "r");
-    if (fp == NULL)
-        return 0;
-    while (fgets(line, sizeof(line), fp) != NULL) {
-        if (sscanf(line, "VmHWM: %ld", &kb) == 1)
-            break;
-    }
-    fclose(fp);
-    return kb;
 }
 
 static void
@@ -344,8 +294,8 @@ phase_cb(struct ev_loop *loop, ev_timer *w, int revents)
     if (b->phase == WARMUP) {
         b->phase = MEASURE;
         b->t0 = ev_time();
-        b->cli_cpu0 = self_cpu();
-        b->srv_cpu0 = pid_cpu(b->server_pid);
+        b->cli_cpu0 = proc_self_cpu();
+        b->srv_cpu0 = proc_cpu(b->server_pid);
         b->allocs0 = allocs;
         ev_timer_set(w, b->duration, 0.);
         ev_timer_start(loop, w);
@@ -359,8 +309,8 @@ static void
 report(bench *b)
 {
     double secs = ev_time() - b->t0;
-    double cli = self_cpu() - b->cli_cpu0;
-    double srv = pid_cpu(b->server_pid) - b->srv_cpu0;
+    double cli = proc_self_cpu() - b->cli_cpu0;
+    double srv = proc_cpu(b->server_pid) - b->srv_cpu0;
     double n = b->calls > 0 ? (double) b->calls : 1;
 
     printf("{\"system\": \"%s\", \"scenario\": \"%s\", \"payload\": %zu, "
@@ -378,7 +328,7 @@ report(bench *b)
            (double) hist_quantile(&b->h, 0.99) / 1e3,
            (double) hist_quantile(&b->h, 0.999) / 1e3, (double) b->h.max / 1e3,
            srv * 1e6 / n, cli * 1e6 / n, (double) (allocs - b->allocs0) / n,
-           b->server_pid > 0 ? pid_hwm_kb(b->server_pid) : 0L);
+           b->server_pid > 0 ? proc_peak_rss_kb(b->server_pid) : 0L);
 }
 
 int

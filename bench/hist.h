@@ -9,6 +9,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define HIST_SUB    128
 #define HIST_RANGES 40 // up to 2^40 ns, about 18 minutes
 
@@ -23,5 +27,9 @@ void hist_add(hist *h, uint64_t ns);
 void hist_merge(hist *into, const hist *from);
 // hist_quantile returns the value at quantile q (0..1), in ns.
 uint64_t hist_quantile(const hist *h, double q);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif // RRB_HIST_H

@@ -15,10 +15,12 @@
 #include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "byteorder.h"
 #include "log.h"
 #include "rawrpc/rawrpc.h"
 
@@ -106,10 +108,12 @@ rr__conn_start(rr_conn *c, struct ev_loop *loop, int fd, bool is_client,
     c->ping_at = 0;
     c->pings_since = c->last_rx;
     c->pings = 0;
-    // The receive buffer never needs more than one largest frame plus a
-    // read chunk; that bounds what a peer can make us hold.
+    // The input buffer holds one partial frame, plus what a scratch read
+    // brought when a pause stopped decoding: that bounds what a peer can
+    // make us hold.
     rr__buf_init(&c->in, RR_FRAME_HEADER_SIZE +
-                             (size_t) cfg->local.max_frame_size + READ_CHUNK);
+                             (size_t) cfg->local.max_frame_size +
+                             RR_CONN_SCRATCH_SIZE);
     rr__buf_init(&c->out, conn_out_cap(c));
     snprintf(c->peer_name, sizeof(c->peer_name), "%s", peer_name);
     conn_sockopts(c);
@@ -360,26 +364,28 @@ conn_frame(rr_conn *c, const rr_frame *f)
     }
 }
 
-// Decodes and handles every complete frame in the input buffer.
-static void
-conn_process(rr_conn *c)
+// Decodes and handles the complete frames in p[0, len).  Returns the
+// bytes used; it stops at a partial frame, a pause or a close.
+static size_t
+conn_decode(rr_conn *c, const uint8_t *p, size_t len)
 {
+    size_t used = 0;
+
     while (c->state != RR_CONN_CLOSED && !c->paused) {
-        const uint8_t *p = rr__buf_data(&c->in);
-        size_t len = rr__buf_size(&c->in);
         ssize_t n;
 
         if (!c->preface_rx) {
-            n = conn_preface(c, p, len);
+            n = conn_preface(c, p + used, len - used);
             if (n <= 0)
-                return;
-            rr__buf_consume(&c->in, (size_t) n);
+                break;
+            used += (size_t) n;
             continue;
         }
         rr_frame f;
-        n = rr__frame_decode(p, len, c->cfg.local.max_frame_size, &f);
+        n = rr__frame_decode(p + used, len - used, c->cfg.local.max_frame_size,
+                             &f);
         if (n == 0)
-            return;
+            break;
         if (n < 0) {
             char msg[128];
             rr__frame_check(&f, c->cfg.local.max_frame_size, msg, sizeof(msg));
@@ -387,16 +393,41 @@ conn_process(rr_conn *c)
                           n == RR_EMSGSIZE ? RR_GOAWAY_FRAME_TOO_LARGE
                                            : RR_GOAWAY_PROTOCOL_ERROR,
                           (int) n, "%s", msg);
-            return;
+            break;
         }
-        if (c->state == RR_CONN_FINISHING) {
-            rr__buf_consume(&c->in, (size_t) n); // draining: discard
-            continue;
-        }
-        if (conn_frame(c, &f) != RR_OK)
-            return;
-        rr__buf_consume(&c->in, (size_t) n);
+        // While finishing, frames are read only to find the EOF.
+        if (c->state != RR_CONN_FINISHING && conn_frame(c, &f) != RR_OK)
+            break;
+        used += (size_t) n;
     }
+    return used;
+}
+
+// Handles the complete frames held in the connection's own buffer.
+static void
+conn_process(rr_conn *c)
+{
+    size_t n = conn_decode(c, rr__buf_data(&c->in), rr__buf_size(&c->in));
+
+    if (c->state != RR_CONN_CLOSED)
+        rr__buf_consume(&c->in, n);
+}
+
+// Bytes still missing from the preface or frame that starts the input
+// buffer; 0 when what is there already decides it.
+static size_t
+conn_need(const rr_conn *c)
+{
+    size_t have = rr__buf_size(&c->in);
+    size_t want = RR_FRAME_HEADER_SIZE; // as long as the preface, too
+
+    if (c->preface_rx && have >= RR_FRAME_HEADER_SIZE) {
+        uint32_t body = rr__get_be32(rr__buf_data(&c->in));
+        if (body > c->cfg.local.max_frame_size)
+            return 0; // conn_decode reports it
+        want += body;
+    }
+    return want > have ? want - have : 0;
 }
 
 static void
@@ -411,40 +442,144 @@ conn_eof(rr_conn *c)
     rr__conn_close(c, RR_ECLOSED, why);
 }
 
-static void
-conn_read(rr_conn *c)
+// One recv.  Returns the bytes read, or 0 when there is nothing more for
+// now: the socket is drained, or the peer's EOF or an error closed c.
+static size_t
+conn_recv(rr_conn *c, uint8_t *p, size_t want)
 {
-    for (int i = 0; i < READS_PER_WAKEUP && c->state != RR_CONN_CLOSED; i++) {
-        size_t room = c->in.max - rr__buf_size(&c->in);
-        size_t want = room < READ_CHUNK ? room : READ_CHUNK;
-        uint8_t *p;
-
-        // A full buffer holds a complete largest frame, which conn_process
-        // consumes; so room is only 0 while reading is paused.
-        if (want == 0 || rr__buf_reserve(&c->in, want, &p) != RR_OK)
-            return;
+    for (;;) {
         ssize_t n = recv(c->fd, p, want, 0);
+        if (n > 0) {
+            c->last_rx = ev_now(c->loop);
+            return (size_t) n;
+        }
         if (n == 0) {
             conn_eof(c);
-            return;
+            return 0;
         }
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
             char why[128];
             snprintf(why, sizeof(why), "read from %s failed: %s", c->peer_name,
                      strerror(errno));
             rr__conn_close(c, RR_ECLOSED, why);
-            return;
         }
-        rr__buf_commit(&c->in, (size_t) n);
-        c->last_rx = ev_now(c->loop);
-        conn_process(c);
-        if ((size_t) n < want)
-            return; // the socket is drained
+        return 0;
     }
+}
+
+// Reads into the connection's own buffer: when no scratch buffer is free,
+// or straight into a large frame's missing part (need), which saves
+// copying it.  Returns whether the socket may hold more.
+static bool
+conn_read_own(rr_conn *c, size_t need)
+{
+    size_t room = c->in.max - rr__buf_size(&c->in);
+    size_t want = need > READ_CHUNK ? need : READ_CHUNK;
+    uint8_t *p;
+
+    if (want > room)
+        want = room;
+    // A full buffer holds a complete largest frame, which conn_process
+    // consumes; so room is only 0 while reading is paused.
+    if (want == 0 || rr__buf_reserve(&c->in, want, &p) != RR_OK)
+        return false;
+    size_t n = conn_recv(c, p, want);
+    if (n == 0)
+        return false;
+    rr__buf_commit(&c->in, n);
+    conn_process(c);
+    return n == want;
+}
+
+// Completes the partial preface or frame left in the input buffer by an
+// earlier read with the first bytes of p.  Returns the bytes taken.
+static size_t
+conn_complete(rr_conn *c, const uint8_t *p, size_t len)
+{
+    size_t used = 0;
+
+    while (rr__buf_size(&c->in) > 0 && used < len &&
+           c->state != RR_CONN_CLOSED && !c->paused) {
+        size_t need = conn_need(c), before = rr__buf_size(&c->in);
+        size_t take = need < len - used ? need : len - used;
+        if (rr__buf_append(&c->in, p + used, take) != RR_OK) {
+            rr__conn_fail(c, RR_GOAWAY_INTERNAL_ERROR, RR_ENOMEM,
+                          "out of memory for a partial frame");
+            break;
+        }
+        used += take;
+        conn_process(c);
+        if (take == 0 && c->state != RR_CONN_CLOSED &&
+            rr__buf_size(&c->in) == before)
+            break; // cannot happen: a decided unit is consumed or fails
+    }
+    return used;
+}
+
+// Reads into the owner's scratch buffer and decodes the frames there in
+// place; only a partial frame at the end (or what a pause left) is
+// copied into the connection's buffer.  Returns whether the socket may
+// hold more.
+static bool
+conn_read_scratch(rr_conn *c, rr_conn_scratch *s)
+{
+    s->busy = true; // a handler that runs a nested loop reads elsewhere
+    s->refs++;
+    size_t n = conn_recv(c, s->data, RR_CONN_SCRATCH_SIZE);
+    size_t used = conn_complete(c, s->data, n);
+
+    if (c->state != RR_CONN_CLOSED && rr__buf_size(&c->in) == 0)
+        used += conn_decode(c, s->data + used, n - used);
+    if (c->state != RR_CONN_CLOSED && used < n &&
+        rr__buf_append(&c->in, s->data + used, n - used) != RR_OK)
+        rr__conn_fail(c, RR_GOAWAY_INTERNAL_ERROR, RR_ENOMEM,
+                      "out of memory for a partial frame");
+    s->busy = false;
+    rr__conn_scratch_unref(s);
+    return n == RR_CONN_SCRATCH_SIZE;
+}
+
+// Whether the owner's scratch buffer can take this read.
+static rr_conn_scratch *
+conn_scratch(rr_conn *c, size_t need)
+{
+    rr_conn_scratch *s = c->cfg.scratch;
+
+    return s == NULL || s->busy || need > READ_CHUNK ? NULL : s;
+}
+
+static void
+conn_read(rr_conn *c)
+{
+    for (int i = 0; i < READS_PER_WAKEUP; i++) {
+        if (c->state == RR_CONN_CLOSED || c->paused)
+            return;
+        size_t need = rr__buf_size(&c->in) > 0 ? conn_need(c) : 0;
+        rr_conn_scratch *s = conn_scratch(c, need);
+        if (!(s != NULL ? conn_read_scratch(c, s) : conn_read_own(c, need)))
+            return; // the socket is drained, or c closed
+    }
+}
+
+rr_conn_scratch *
+rr__conn_scratch_new(void)
+{
+    rr_conn_scratch *s = malloc(sizeof(*s) + RR_CONN_SCRATCH_SIZE);
+
+    if (s != NULL) {
+        s->refs = 1;
+        s->busy = false;
+    }
+    return s;
+}
+
+void
+rr__conn_scratch_unref(rr_conn_scratch *s)
+{
+    if (s != NULL && --s->refs == 0)
+        free(s);
 }
 
 static void

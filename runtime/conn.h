@@ -41,6 +41,23 @@ typedef struct rr_conn_ops {
     void (*on_free)(rr_conn *c);
 } rr_conn_ops;
 
+// A read buffer shared by the connections of one owner on one loop.
+// Connections read into it and decode in place, keeping only a partial
+// frame of their own: an idle connection holds no input buffer.  It is
+// reference counted because a handler may free the owner while a
+// connection is still decoding from it.
+#define RR_CONN_SCRATCH_SIZE ((size_t) 256 * 1024)
+typedef struct rr_conn_scratch {
+    unsigned refs;
+    bool busy; // a connection is decoding from it
+    uint8_t data[];
+} rr_conn_scratch;
+
+// rr__conn_scratch_new returns a scratch buffer with one reference, or
+// NULL; rr__conn_scratch_unref drops one (NULL is ignored).
+rr_conn_scratch *rr__conn_scratch_new(void);
+void rr__conn_scratch_unref(rr_conn_scratch *s);
+
 typedef struct rr_conn_cfg {
     rr_settings local;        // the limits this side advertises
     double handshake_timeout; // connect + preface + SETTINGS, seconds
@@ -49,6 +66,7 @@ typedef struct rr_conn_cfg {
     size_t out_high;          // pause reading above; 0 = never
     size_t out_low;           // resume at or below
     bool keepalive;           // SO_KEEPALIVE tuned to the heartbeat
+    rr_conn_scratch *scratch; // the owner's; NULL: read into own buffer
 } rr_conn_cfg;
 
 enum rr_conn_state {

@@ -4,6 +4,8 @@
 
 #include "meta.h"
 
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rawrpc/rawrpc.h"
@@ -14,13 +16,20 @@ packed_size(const ProtobufCMessage *m)
     return m != NULL ? protobuf_c_message_get_packed_size(m) : 0;
 }
 
+// The metadata of a frame: a message, or bytes encoded already.
+typedef struct meta_src {
+    const ProtobufCMessage *msg;
+    const uint8_t *raw;
+    size_t len;
+} meta_src;
+
 // Frames meta plus a payload given either as a message or as bytes.
 static int
-call_put(rr_buf *b, uint8_t type, uint32_t call_id,
-         const ProtobufCMessage *meta, const ProtobufCMessage *payload,
-         const uint8_t *raw, size_t raw_len, uint32_t max_body)
+call_put(rr_buf *b, uint8_t type, uint32_t call_id, const meta_src *meta,
+         const ProtobufCMessage *payload, const uint8_t *raw, size_t raw_len,
+         uint32_t max_body)
 {
-    size_t meta_len = packed_size(meta);
+    size_t meta_len = meta->msg != NULL ? packed_size(meta->msg) : meta->len;
     size_t payload_len = payload != NULL ? packed_size(payload) : raw_len;
 
     if (meta_len > RR_META_MAX || meta_len > max_body ||
@@ -38,8 +47,10 @@ call_put(rr_buf *b, uint8_t type, uint32_t call_id,
     int rv = rr__frame_start(b, &f, &p);
     if (rv != RR_OK)
         return rv;
-    if (meta != NULL)
-        protobuf_c_message_pack(meta, p);
+    if (meta->msg != NULL)
+        protobuf_c_message_pack(meta->msg, p);
+    else if (meta_len > 0)
+        memcpy(p, meta->raw, meta_len);
     if (payload != NULL)
         protobuf_c_message_pack(payload, p + meta_len);
     else if (raw_len > 0)
@@ -53,7 +64,9 @@ rr__call_put(rr_buf *b, uint8_t type, uint32_t call_id,
              const ProtobufCMessage *meta, const ProtobufCMessage *payload,
              uint32_t max_body)
 {
-    return call_put(b, type, call_id, meta, payload, NULL, 0, max_body);
+    meta_src m = {.msg = meta};
+
+    return call_put(b, type, call_id, &m, payload, NULL, 0, max_body);
 }
 
 int
@@ -61,7 +74,112 @@ rr__call_put_raw(rr_buf *b, uint8_t type, uint32_t call_id,
                  const ProtobufCMessage *meta, const uint8_t *payload,
                  size_t len, uint32_t max_body)
 {
-    return call_put(b, type, call_id, meta, NULL, payload, len, max_body);
+    meta_src m = {.msg = meta};
+
+    return call_put(b, type, call_id, &m, NULL, payload, len, max_body);
+}
+
+// Protobuf wire tags of RequestMeta's method (field 1, length-delimited)
+// and timeout_us (field 2, varint).
+#define TAG_METHOD  0x0A
+#define TAG_TIMEOUT 0x10
+#define HEAD_MAX    (1 + 10 + 255 + 1 + 10) // what the stack buffer holds
+
+static size_t
+varint_put(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+
+    for (; v >= 0x80; v >>= 7)
+        p[n++] = (uint8_t) (v | 0x80);
+    p[n++] = (uint8_t) v;
+    return n;
+}
+
+// Reads a varint of at most 9 bytes (below 2^63); returns its length, or
+// 0 when it is longer or cut short.
+static size_t
+varint_get(const uint8_t *p, size_t len, uint64_t *v)
+{
+    uint64_t x = 0;
+
+    for (size_t i = 0; i < len && i < 9; i++) {
+        x |= (uint64_t) (p[i] & 0x7F) << (7 * i);
+        if (p[i] < 0x80) {
+            *v = x;
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+int
+rr__request_put(rr_buf *b, uint32_t call_id, const rr_request_head *h,
+                const uint8_t *payload, size_t len, uint32_t max_body)
+{
+    uint8_t head[HEAD_MAX];
+    size_t n = 0;
+
+    if (h->method_len > 255) { // rare: let protobuf-c size it
+        Rawrpc__V1__RequestMeta m = RAWRPC__V1__REQUEST_META__INIT;
+        char *name = strndup(h->method, h->method_len);
+        if (name == NULL)
+            return RR_ENOMEM;
+        m.method = name;
+        m.timeout_us = h->timeout_us;
+        int rv = rr__call_put_raw(b, RR_FRAME_REQUEST, call_id, &m.base,
+                                  payload, len, max_body);
+        free(name);
+        return rv;
+    }
+    // Field order and minimal varints, as protobuf-c writes them; proto3
+    // leaves out empty and zero fields.
+    if (h->method_len > 0) {
+        head[n++] = TAG_METHOD;
+        n += varint_put(head + n, h->method_len);
+        memcpy(head + n, h->method, h->method_len);
+        n += h->method_len;
+    }
+    if (h->timeout_us > 0) {
+        head[n++] = TAG_TIMEOUT;
+        n += varint_put(head + n, h->timeout_us);
+    }
+    meta_src m = {.raw = head, .len = n};
+    return call_put(b, RR_FRAME_REQUEST, call_id, &m, NULL, payload, len,
+                    max_body);
+}
+
+bool
+rr__request_head_decode(const uint8_t *p, size_t len, rr_request_head *h)
+{
+    bool has_method = false, has_timeout = false;
+    size_t i = 0;
+
+    h->method = "";
+    h->method_len = 0;
+    h->timeout_us = 0;
+    while (i < len) {
+        uint8_t tag = p[i++];
+        uint64_t v;
+        size_t n = varint_get(p + i, len - i, &v);
+        if (n == 0)
+            return false;
+        i += n;
+        if (tag == TAG_METHOD && !has_method) {
+            if (v > len - i || memchr(p + i, 0, (size_t) v) != NULL)
+                return false;
+            h->method = (const char *) p + i;
+            h->method_len = (size_t) v;
+            i += (size_t) v;
+            has_method = true;
+        } else if (tag == TAG_TIMEOUT && !has_timeout) {
+            h->timeout_us = v;
+            has_timeout = true;
+        } else {
+            return false;
+        }
+    }
+    return true;
 }
 
 int

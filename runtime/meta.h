@@ -12,6 +12,7 @@
 #define RR_META_H
 
 #include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +43,27 @@ int rr__call_put_raw(rr_buf *b, uint8_t type, uint32_t call_id,
 // not unpack (truncated or garbled metadata).
 int rr__meta_unpack(const ProtobufCMessageDescriptor *d, const rr_frame *f,
                     ProtobufCAllocator *a, ProtobufCMessage **out);
+
+// What most requests carry as metadata: a method name and a deadline
+// budget.  Both directions have a fast path for exactly this form, without
+// protobuf-c, producing and accepting the same bytes it does.
+typedef struct rr_request_head {
+    const char *method; // not NUL-terminated
+    size_t method_len;
+    uint64_t timeout_us; // 0: none
+} rr_request_head;
+
+// rr__request_put appends a REQUEST with that metadata and a payload
+// already packed (len bytes).  Returns what rr__call_put returns.
+int rr__request_put(rr_buf *b, uint32_t call_id, const rr_request_head *h,
+                    const uint8_t *payload, size_t len, uint32_t max_body);
+
+// rr__request_head_decode reads a REQUEST's metadata (len bytes at p)
+// when it has only that form: then it fills h and returns true; false
+// for anything else (user metadata, unknown or repeated fields, a NUL in
+// the method name, a timeout of 2^63 or more, bytes that do not parse),
+// which the caller hands to rr__meta_unpack.
+bool rr__request_head_decode(const uint8_t *p, size_t len, rr_request_head *h);
 
 // The payload of a decoded REQUEST or RESPONSE: the bytes after the
 // metadata.

@@ -43,6 +43,7 @@
 
 typedef struct srv_method {
     char *name; // "/pkg.Service/Method"; NULL = empty slot
+    size_t name_len;
     rr_method m;
     rr_handler_cb handler; // or:
     rr_stub_handler tramp; // a generated trampoline, with
@@ -62,7 +63,8 @@ typedef struct srv_listener {
 struct rr_server {
     struct ev_loop *loop;
     rr_server_opts opts;
-    srv_method *methods; // open addressing by name
+    srv_method *methods;           // open addressing by name
+    const srv_method *last_method; // found last, tried first
     size_t methods_cap, n_methods;
     srv_listener listeners[MAX_LISTENERS];
     size_t n_listeners;
@@ -72,7 +74,8 @@ struct rr_server {
     rr_call *live; // every call not yet completed, doubly linked
     rr_call *pool; // free calls, singly linked through next
     size_t n_pool;
-    int spare_fd; // shed connections with it on EMFILE
+    rr_conn_scratch *scratch; // every connection reads into it
+    int spare_fd;             // shed connections with it on EMFILE
     ev_tstamp emfile_logged;
     ev_async async; // replies from other threads
     pthread_mutex_t mu;
@@ -102,7 +105,7 @@ struct rr_call {
     uint32_t id;
     const srv_method *m;
     ProtobufCMessage *req;
-    Rawrpc__V1__RequestMeta *meta;
+    Rawrpc__V1__RequestMeta *meta; // only when it carried user metadata
     ev_timer deadline;
     ev_tstamp deadline_at; // loop time; 0 = none
     atomic_bool cancelled;
@@ -140,25 +143,35 @@ srv_leave(rr_server *srv)
 // --------------------------------------------------------------- methods
 
 static uint64_t
-name_hash(const char *s)
+name_hash(const char *s, size_t len)
 {
     uint64_t h = 1469598103934665603u; // FNV-1a
-    for (; *s; s++)
-        h = (h ^ (unsigned char) *s) * 1099511628211u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char) s[i]) * 1099511628211u;
     return h;
 }
 
-static const srv_method *
-method_find(const rr_server *srv, const char *name)
+static bool
+method_is(const srv_method *m, const char *name, size_t len)
 {
+    return m->name_len == len && memcmp(m->name, name, len) == 0;
+}
+
+// The method named by len bytes at name, or NULL.  Clients tend to call
+// one method many times in a row, so the last one found is tried first.
+static const srv_method *
+method_find(rr_server *srv, const char *name, size_t len)
+{
+    if (srv->last_method != NULL && method_is(srv->last_method, name, len))
+        return srv->last_method;
     if (srv->methods_cap == 0)
         return NULL;
     size_t mask = srv->methods_cap - 1;
-    for (size_t i = name_hash(name) & mask;; i = (i + 1) & mask) {
+    for (size_t i = name_hash(name, len) & mask;; i = (i + 1) & mask) {
         if (srv->methods[i].name == NULL)
             return NULL;
-        if (strcmp(srv->methods[i].name, name) == 0)
-            return &srv->methods[i];
+        if (method_is(&srv->methods[i], name, len))
+            return srv->last_method = &srv->methods[i];
     }
 }
 
@@ -166,7 +179,7 @@ method_find(const rr_server *srv, const char *name)
 static srv_method *
 method_slot(srv_method *tab, size_t cap, const char *name)
 {
-    size_t j = name_hash(name) & (cap - 1);
+    size_t j = name_hash(name, strlen(name)) & (cap - 1);
 
     while (tab[j].name != NULL)
         j = (j + 1) & (cap - 1);
@@ -187,6 +200,7 @@ methods_grow(rr_server *srv)
             *method_slot(tab, cap, old[i].name) = old[i];
     }
     free(old);
+    srv->last_method = NULL; // it pointed into the old table
     srv->methods = tab;
     srv->methods_cap = cap;
     return RR_OK;
@@ -203,7 +217,7 @@ method_add(rr_server *srv, const ProtobufCServiceDescriptor *svc, unsigned i,
     if (name == NULL)
         return RR_ENOMEM;
     snprintf(name, n, "/%s/%s", svc->name, md->name);
-    if (method_find(srv, name) != NULL) {
+    if (method_find(srv, name, n - 1) != NULL) {
         rr__log(RR_LOG_ERROR, "method %s is already registered", name);
         free(name);
         return RR_EINVAL;
@@ -216,6 +230,7 @@ method_add(rr_server *srv, const ProtobufCServiceDescriptor *svc, unsigned i,
     srv_method *slot = method_slot(srv->methods, srv->methods_cap, name);
     *slot = *how;
     slot->name = name;
+    slot->name_len = n - 1;
     slot->m = (rr_method){name, md->input, md->output};
     srv->n_methods++;
     return RR_OK;
@@ -563,6 +578,8 @@ rr_call_on_cancel(rr_call *call, rr_cancel_cb cb, void *arg)
 const uint8_t *
 rr_call_metadata(const rr_call *call, const char *key, size_t *len)
 {
+    if (call->meta == NULL)
+        return NULL; // the request carried none
     for (size_t i = 0; i < call->meta->n_metadata; i++) {
         const Rawrpc__V1__MetadataEntry *e = call->meta->metadata[i];
         if (strcmp(e->key, key) == 0) {
@@ -642,22 +659,28 @@ sconn_prepare(rr_sconn *sc, const rr_frame *f)
                      "server out of memory");
         return NULL;
     }
-    if (rr__meta_unpack(&rawrpc__v1__request_meta__descriptor, f,
-                        &call->arena.alloc, &m) != RR_OK) {
-        sconn_reject(sc, f->call_id, RR_STATUS_INVALID_ARGUMENT,
-                     "request metadata does not parse");
-        goto fail;
+    rr_request_head h;
+    if (!rr__request_head_decode(f->body, f->meta_len, &h)) {
+        // User metadata, or an unusual encoding: protobuf-c decodes it.
+        if (rr__meta_unpack(&rawrpc__v1__request_meta__descriptor, f,
+                            &call->arena.alloc, &m) != RR_OK) {
+            sconn_reject(sc, f->call_id, RR_STATUS_INVALID_ARGUMENT,
+                         "request metadata does not parse");
+            goto fail;
+        }
+        call->meta = (Rawrpc__V1__RequestMeta *) m;
+        h.method = call->meta->method;
+        h.method_len = strlen(h.method);
+        h.timeout_us = call->meta->timeout_us;
     }
-    call->meta = (Rawrpc__V1__RequestMeta *) m;
-    if ((call->m = method_find(srv, call->meta->method)) == NULL ||
+    if ((call->m = method_find(srv, h.method, h.method_len)) == NULL ||
         (call->m->handler == NULL && call->m->tramp == NULL)) {
         sconn_reject(sc, f->call_id, RR_STATUS_UNIMPLEMENTED,
-                     "unknown method %s", call->meta->method);
+                     "unknown method %.*s", (int) h.method_len, h.method);
         goto fail;
     }
-    if (call->meta->timeout_us > 0) {
-        call->deadline_at =
-            ev_now(srv->loop) + (double) call->meta->timeout_us / 1e6;
+    if (h.timeout_us > 0) {
+        call->deadline_at = ev_now(srv->loop) + (double) h.timeout_us / 1e6;
         // ev_now is when this wake-up began; the budget may be spent by
         // the time we get here.
         if (ev_time() >= call->deadline_at) {
@@ -815,7 +838,7 @@ static const rr_conn_ops sconn_ops = {
 // --------------------------------------------------------------- accept
 
 static void
-srv_conn_cfg(const rr_server *srv, rr_conn_cfg *cfg)
+srv_conn_cfg(rr_server *srv, rr_conn_cfg *cfg)
 {
     const rr_server_opts *o = &srv->opts;
 
@@ -830,6 +853,7 @@ srv_conn_cfg(const rr_server *srv, rr_conn_cfg *cfg)
     cfg->out_high = o->out_high_water;
     cfg->out_low = o->out_low_water;
     cfg->keepalive = o->tcp_keepalive;
+    cfg->scratch = srv->scratch;
 }
 
 // EMFILE/ENFILE: accept with the spare descriptor and drop the peer at
@@ -1147,6 +1171,10 @@ rr_server_new(rr_server **out, struct ev_loop *loop, const rr_server_opts *opts)
         free(srv);
         return RR_EINVAL;
     }
+    if ((srv->scratch = rr__conn_scratch_new()) == NULL) {
+        free(srv);
+        return RR_ENOMEM;
+    }
     srv->loop = loop;
     srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     srv->emfile_logged = -1e9;
@@ -1175,6 +1203,7 @@ srv_destroy(rr_server *srv)
     for (size_t i = 0; i < srv->methods_cap; i++)
         free(srv->methods[i].name);
     free(srv->methods);
+    rr__conn_scratch_unref(srv->scratch);
     pthread_mutex_destroy(&srv->mu);
     free(srv);
 }

@@ -272,6 +272,86 @@ test_faults_bad_calls_keep_the_connection(void **state)
     rawpeer_close(&p);
 }
 
+// Queues a REQUEST for Echo with text.
+static void
+put_echo(rr_buf *b, uint32_t id, const char *text)
+{
+    Rawrpc__V1__RequestMeta meta = RAWRPC__V1__REQUEST_META__INIT;
+    Rrtest__Echo e = RRTEST__ECHO__INIT;
+    char method[] = "/rrtest.Test/Echo";
+
+    meta.method = method;
+    e.text = (char *) text;
+    assert_int_equal(
+        rr__call_put(b, RR_FRAME_REQUEST, id, &meta.base, &e.base, 1 << 20),
+        RR_OK);
+}
+
+// Frames cut anywhere and frames stuck together decode the same.  The
+// stream goes out once in pieces (1 byte at a time through the preface
+// and the first frames, then 7, then 1000, the server reading after each
+// piece) and once in a single write.  The 100 KiB frame in the middle is
+// read straight into its connection's buffer while most of it is
+// missing, and completed from the shared read buffer after that.
+static void
+test_faults_split_and_stuck_frames(void **state)
+{
+    fixture *fx = *state;
+    enum { BIG = 100 * 1024 };
+    char *big = malloc(BIG + 1);
+    rr_settings s;
+    rr_buf b;
+
+    assert_non_null(big);
+    memset(big, 'x', BIG);
+    big[BIG] = '\0';
+    rr__settings_init(&s);
+    rr__buf_init(&b, 1 << 20);
+    assert_int_equal(rr__preface_put(&b, 1), RR_OK);
+    assert_int_equal(rr__settings_put(&b, &s), RR_OK);
+    put_echo(&b, 1, "first");
+    put_echo(&b, 2, "second");
+    put_echo(&b, 3, big);
+    put_echo(&b, 4, "last");
+    const uint8_t *d = rr__buf_data(&b);
+    size_t len = rr__buf_size(&b);
+
+    for (int round = 0; round < 2; round++) {
+        rawpeer p;
+        rawpeer_connect(&p, fx);
+        for (size_t off = 0; off < len;) {
+            size_t piece = round == 1   ? len
+                           : off < 200  ? 1
+                           : off < 2000 ? 7
+                                        : 1000;
+            piece = piece < len - off ? piece : len - off;
+            rawpeer_send(&p, d + off, piece);
+            off += piece;
+            ev_run(fx->loop, EVRUN_ONCE);
+        }
+        for (uint32_t want = 1; want <= 4; want++) {
+            rr_frame f;
+            do {
+                assert_true(rawpeer_frame(&p, &f));
+            } while (f.type != RR_FRAME_RESPONSE);
+            assert_int_equal(f.call_id, want);
+            assert_int_equal(f.meta_len, 0); // OK
+            Rrtest__Echo *e = rrtest__echo__unpack(
+                NULL, rr__frame_payload_len(&f), rr__frame_payload(&f));
+            assert_non_null(e);
+            assert_int_equal(strlen(e->text),
+                             want == 3 ? BIG : strlen(e->text));
+            if (want == 1)
+                assert_string_equal(e->text, "first");
+            rrtest__echo__free_unpacked(e, NULL);
+        }
+        rawpeer_close(&p);
+    }
+    rr__buf_fini(&b);
+    free(big);
+    expect_service(fx);
+}
+
 static void
 test_faults_connection_frames(void **state)
 {
@@ -940,6 +1020,7 @@ main(void)
         T(test_faults_handshake_timeout),
         T(test_faults_frame_order_rules),
         T(test_faults_bad_calls_keep_the_connection),
+        T(test_faults_split_and_stuck_frames),
         T(test_faults_connection_frames),
         T(test_faults_ping_flood),
         T(test_faults_too_many_calls_in_flight),

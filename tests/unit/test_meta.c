@@ -5,6 +5,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -277,6 +278,99 @@ counting_free(void *data, void *p)
     free(p);
 }
 
+// The fast request-head encoder writes exactly what protobuf-c writes,
+// for names of every length class and timeouts of every varint length.
+static void
+test_meta_request_head_matches_protobuf_c(void **state)
+{
+    (void) state;
+    static const uint64_t timeouts[] = {
+        0, 1, 127, 128, 16383, 16384, UINT32_MAX, (uint64_t) 1 << 62};
+    static const size_t lens[] = {0, 1, 22, 127, 128, 255, 256, 300};
+    const uint8_t payload[] = {0x0A, 0x01, 'z'};
+    char name[301];
+
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        for (size_t j = 0; j < sizeof(timeouts) / sizeof(timeouts[0]); j++) {
+            memset(name, 'a' + (int) (i % 26), lens[i]);
+            name[lens[i]] = '\0';
+            Rawrpc__V1__RequestMeta meta = RAWRPC__V1__REQUEST_META__INIT;
+            meta.method = name;
+            meta.timeout_us = timeouts[j];
+            rr_request_head h = {name, lens[i], timeouts[j]};
+            rr_buf want, got;
+            rr__buf_init(&want, 1 << 16);
+            rr__buf_init(&got, 1 << 16);
+            assert_int_equal(rr__call_put_raw(&want, RR_FRAME_REQUEST, 9,
+                                              &meta.base, payload,
+                                              sizeof(payload), MAX_BODY),
+                             RR_OK);
+            assert_int_equal(rr__request_put(&got, 9, &h, payload,
+                                             sizeof(payload), MAX_BODY),
+                             RR_OK);
+            expect_bytes(&got, rr__buf_data(&want), rr__buf_size(&want));
+
+            // ... and the fast decoder reads it back.
+            rr_frame f;
+            rr_request_head back;
+            assert_true(rr__frame_decode(rr__buf_data(&got), rr__buf_size(&got),
+                                         MAX_BODY, &f) > 0);
+            assert_true(rr__request_head_decode(f.body, f.meta_len, &back));
+            assert_int_equal(back.method_len, lens[i]);
+            assert_memory_equal(back.method, name, lens[i]);
+            assert_true(back.timeout_us == timeouts[j]);
+            rr__buf_fini(&want);
+            rr__buf_fini(&got);
+        }
+    }
+}
+
+// Whatever the fast decoder does not take is left to protobuf-c, and what
+// it takes, it reads as protobuf-c does.
+static void
+test_meta_request_head_declines_the_rest(void **state)
+{
+    (void) state;
+    static const struct {
+        const char *what;
+        uint8_t bytes[16];
+        size_t len;
+        bool fast;
+    } cases[] = {
+        {"empty", {0}, 0, true},
+        {"method only", {0x0A, 0x01, 'm'}, 3, true},
+        {"timeout first", {0x10, 0x05, 0x0A, 0x01, 'm'}, 5, true},
+        {"user metadata", {0x1A, 0x00}, 2, false},
+        {"unknown field", {0x20, 0x01}, 2, false},
+        {"repeated method", {0x0A, 0x01, 'm', 0x0A, 0x01, 'n'}, 6, false},
+        {"NUL in method", {0x0A, 0x02, 'm', 0x00}, 4, false},
+        {"method cut short", {0x0A, 0x05, 'm'}, 3, false},
+        {"varint cut short", {0x10, 0x80}, 2, false},
+        {"non-minimal tag", {0x8A, 0x00, 0x01, 'm'}, 4, false},
+        {"timeout of 2^63",
+         {0x10, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01},
+         11,
+         false},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        rr_request_head h;
+        bool fast = rr__request_head_decode(cases[i].bytes, cases[i].len, &h);
+        if (fast != cases[i].fast)
+            fail_msg("%s: fast path %s", cases[i].what,
+                     fast ? "taken" : "declined");
+        if (!fast)
+            continue;
+        Rawrpc__V1__RequestMeta *m = rawrpc__v1__request_meta__unpack(
+            NULL, cases[i].len, cases[i].bytes);
+        assert_non_null(m);
+        assert_int_equal(h.method_len, strlen(m->method));
+        assert_memory_equal(h.method, m->method, h.method_len);
+        assert_true(h.timeout_us == m->timeout_us);
+        rawrpc__v1__request_meta__free_unpacked(m, NULL);
+    }
+}
+
 static void
 test_meta_unpack_uses_given_allocator(void **state)
 {
@@ -310,6 +404,8 @@ main(void)
         cmocka_unit_test(test_meta_truncated_and_garbled),
         cmocka_unit_test(test_meta_size_limits),
         cmocka_unit_test(test_meta_unpack_uses_given_allocator),
+        cmocka_unit_test(test_meta_request_head_matches_protobuf_c),
+        cmocka_unit_test(test_meta_request_head_declines_the_rest),
     };
     return cmocka_run_group_tests_name("meta", tests, NULL, NULL);
 }
