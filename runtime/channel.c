@@ -88,7 +88,7 @@ struct rr_channel {
     enum ch_state state;
     ch_conn *conn;            // connecting or ready
     ch_conn *old;             // retired, finishing their calls
-    rr_conn_scratch *scratch; // its connections read into it
+    rr_conn_scratch *scratch; // the loop's shared read buffer
     ev_timer backoff;
     double backoff_cur;
     uint64_t rng;
@@ -1045,7 +1045,7 @@ rr_channel_new(rr_channel **out, struct ev_loop *loop, const char *target,
         free(ch);
         return RR_EINVAL;
     }
-    if ((ch->scratch = rr__conn_scratch_new()) == NULL) {
+    if ((ch->scratch = rr__conn_scratch_get(loop)) == NULL) {
         free(ch);
         return RR_ENOMEM;
     }

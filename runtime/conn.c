@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -526,7 +527,7 @@ static bool
 conn_read_scratch(rr_conn *c, rr_conn_scratch *s)
 {
     s->busy = true; // a handler that runs a nested loop reads elsewhere
-    s->refs++;
+    atomic_fetch_add(&s->refs, 1);
     size_t n = conn_recv(c, s->data, RR_CONN_SCRATCH_SIZE);
     size_t used = conn_complete(c, s->data, n);
 
@@ -563,23 +564,48 @@ conn_read(rr_conn *c)
     }
 }
 
-rr_conn_scratch *
-rr__conn_scratch_new(void)
-{
-    rr_conn_scratch *s = malloc(sizeof(*s) + RR_CONN_SCRATCH_SIZE);
+// Every loop's buffer; the lock is taken only to get or free one.
+static pthread_mutex_t scratch_mu = PTHREAD_MUTEX_INITIALIZER;
+static rr_conn_scratch *scratch_list;
 
-    if (s != NULL) {
-        s->refs = 1;
-        s->busy = false;
+rr_conn_scratch *
+rr__conn_scratch_get(struct ev_loop *loop)
+{
+    rr_conn_scratch *s;
+
+    pthread_mutex_lock(&scratch_mu);
+    for (s = scratch_list; s != NULL; s = s->next) {
+        // One whose count reached 0 is about to be freed: not reusable.
+        unsigned n = atomic_load(&s->refs);
+        if (s->loop == loop && n > 0 &&
+            atomic_compare_exchange_strong(&s->refs, &n, n + 1))
+            break;
     }
+    if (s == NULL && (s = malloc(sizeof(*s) + RR_CONN_SCRATCH_SIZE)) != NULL) {
+        s->loop = loop;
+        atomic_init(&s->refs, 1);
+        s->busy = false;
+        s->next = scratch_list;
+        scratch_list = s;
+    }
+    pthread_mutex_unlock(&scratch_mu);
     return s;
 }
 
 void
 rr__conn_scratch_unref(rr_conn_scratch *s)
 {
-    if (s != NULL && --s->refs == 0)
-        free(s);
+    if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    pthread_mutex_lock(&scratch_mu);
+    for (rr_conn_scratch **pp = &scratch_list; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&scratch_mu);
+    free(s);
 }
 
 static void

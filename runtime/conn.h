@@ -16,6 +16,7 @@
 #define RR_CONN_H
 
 #include <ev.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -41,21 +42,26 @@ typedef struct rr_conn_ops {
     void (*on_free)(rr_conn *c);
 } rr_conn_ops;
 
-// A read buffer shared by the connections of one owner on one loop.
-// Connections read into it and decode in place, keeping only a partial
-// frame of their own: an idle connection holds no input buffer.  It is
-// reference counted because a handler may free the owner while a
-// connection is still decoding from it.
+// A read buffer shared by every connection on one loop (servers' and
+// channels' alike).  Connections read into it and decode in place,
+// keeping only a partial frame of their own: an idle connection holds no
+// input buffer, and a thousand channels on a loop hold one buffer, not a
+// thousand.  It is reference counted: owners hold one each, and a read
+// holds one too, because a handler may free the last owner mid-read.
 #define RR_CONN_SCRATCH_SIZE ((size_t) 256 * 1024)
-typedef struct rr_conn_scratch {
-    unsigned refs;
+typedef struct rr_conn_scratch rr_conn_scratch;
+struct rr_conn_scratch {
+    struct ev_loop *loop;
+    atomic_uint refs;
     bool busy; // a connection is decoding from it
+    rr_conn_scratch *next;
     uint8_t data[];
-} rr_conn_scratch;
+};
 
-// rr__conn_scratch_new returns a scratch buffer with one reference, or
-// NULL; rr__conn_scratch_unref drops one (NULL is ignored).
-rr_conn_scratch *rr__conn_scratch_new(void);
+// rr__conn_scratch_get returns loop's buffer with a reference added,
+// making it if need be; NULL when out of memory.  rr__conn_scratch_unref
+// drops a reference (NULL is ignored).  Both are thread-safe.
+rr_conn_scratch *rr__conn_scratch_get(struct ev_loop *loop);
 void rr__conn_scratch_unref(rr_conn_scratch *s);
 
 typedef struct rr_conn_cfg {

@@ -31,6 +31,7 @@
 #include "conn.h"
 #include "idmap.h"
 #include "log.h"
+#include "loops.h"
 #include "meta.h"
 #include "rawrpc/rawrpc.h"
 #include "rawrpc/stub.h"
@@ -74,7 +75,9 @@ struct rr_server {
     rr_call *live; // every call not yet completed, doubly linked
     rr_call *pool; // free calls, singly linked through next
     size_t n_pool;
-    rr_conn_scratch *scratch; // every connection reads into it
+    rr__loops *loops;         // opts.loops > 1: the extra loops, or NULL
+    unsigned next_loop;       // where the next connection goes
+    rr_conn_scratch *scratch; // the loop's shared read buffer
     int spare_fd;             // shed connections with it on EMFILE
     ev_tstamp emfile_logged;
     ev_async async; // replies from other threads
@@ -126,6 +129,7 @@ struct rr_call {
 // ------------------------------------------------------------ busy guard
 
 static void srv_destroy(rr_server *srv);
+static void srv_loops_done(void *arg);
 
 static void
 srv_enter(rr_server *srv)
@@ -236,15 +240,34 @@ method_add(rr_server *srv, const ProtobufCServiceDescriptor *svc, unsigned i,
     return RR_OK;
 }
 
+// With extra loops, their threads read the method tables once running.
+static bool
+srv_may_register(const rr_server *srv)
+{
+    if (srv->loops != NULL && rr__loops_started(srv->loops)) {
+        rr__log(RR_LOG_ERROR, "add services before rr_server_listen when "
+                              "the server has more than one loop");
+        return false;
+    }
+    return true;
+}
+
 int
 rr_server_add_service(rr_server *srv, const ProtobufCServiceDescriptor *svc,
                       const rr_handler_cb *handlers, void *arg)
 {
-    if (srv == NULL || svc == NULL || handlers == NULL)
+    if (srv == NULL || svc == NULL || handlers == NULL ||
+        !srv_may_register(srv))
         return RR_EINVAL;
     for (unsigned i = 0; i < svc->n_methods; i++) {
         srv_method how = {.handler = handlers[i], .arg = arg};
         int rv = method_add(srv, svc, i, &how);
+        if (rv != RR_OK)
+            return rv;
+    }
+    for (unsigned i = 0; srv->loops && i < rr__loops_count(srv->loops); i++) {
+        int rv = rr_server_add_service(rr__loops_server(srv->loops, i), svc,
+                                       handlers, arg);
         if (rv != RR_OK)
             return rv;
     }
@@ -256,7 +279,8 @@ rr_stub_add_service(rr_server *srv, const ProtobufCServiceDescriptor *svc,
                     const rr_stub_handler *tramps, const rr_stub_fn *fns,
                     void *arg)
 {
-    if (srv == NULL || svc == NULL || tramps == NULL || fns == NULL)
+    if (srv == NULL || svc == NULL || tramps == NULL || fns == NULL ||
+        !srv_may_register(srv))
         return RR_EINVAL;
     for (unsigned i = 0; i < svc->n_methods; i++) {
         srv_method how = {
@@ -265,6 +289,12 @@ rr_stub_add_service(rr_server *srv, const ProtobufCServiceDescriptor *svc,
             .arg = arg,
         };
         int rv = method_add(srv, svc, i, &how);
+        if (rv != RR_OK)
+            return rv;
+    }
+    for (unsigned i = 0; srv->loops && i < rr__loops_count(srv->loops); i++) {
+        int rv = rr_stub_add_service(rr__loops_server(srv->loops, i), svc,
+                                     tramps, fns, arg);
         if (rv != RR_OK)
             return rv;
     }
@@ -878,8 +908,9 @@ srv_shed(rr_server *srv, int lfd, int err)
     }
 }
 
-static void
-srv_adopt(rr_server *srv, int fd, const struct sockaddr *sa, socklen_t len)
+void
+rr__server_adopt(rr_server *srv, int fd, const struct sockaddr *sa,
+                 socklen_t len)
 {
     char peer[80];
 
@@ -906,6 +937,22 @@ srv_adopt(rr_server *srv, int fd, const struct sockaddr *sa, socklen_t len)
     rr_conn_cfg cfg;
     srv_conn_cfg(srv, &cfg);
     rr__conn_start(&sc->c, srv->loop, fd, false, false, &cfg, &sconn_ops, peer);
+}
+
+// Round-robin over this loop and the extra ones: a connection stays on
+// the loop it is handed to.
+static void
+srv_adopt(rr_server *srv, int fd, const struct sockaddr *sa, socklen_t len)
+{
+    if (srv->loops != NULL) {
+        unsigned i = srv->next_loop;
+        srv->next_loop = (i + 1) % (rr__loops_count(srv->loops) + 1);
+        if (i > 0) {
+            rr__loops_hand(srv->loops, i - 1, fd, sa, len);
+            return;
+        }
+    }
+    rr__server_adopt(srv, fd, sa, len);
 }
 
 static void
@@ -991,6 +1038,11 @@ rr_server_listen(rr_server *srv, const char *address)
         return RR_ECLOSED;
     }
     srv->n_listeners++;
+    if (srv->loops != NULL && rr__loops_start(srv->loops) != RR_OK) {
+        rr__log(RR_LOG_WARN, "listen %s: serving on one loop only", address);
+        rr__loops_free(srv->loops);
+        srv->loops = NULL;
+    }
     if (srv->port == 0 && a.ss.ss_family != AF_UNIX) {
         union {
             struct sockaddr sa;
@@ -1041,7 +1093,8 @@ srv_close_listeners(rr_server *srv)
 static void
 srv_check_shutdown_done(rr_server *srv)
 {
-    if (!srv->shutting || srv->n_conns > 0 || srv->shutdown_cb == NULL)
+    if (!srv->shutting || srv->n_conns > 0 || srv->shutdown_cb == NULL ||
+        (srv->loops != NULL && !rr__loops_done(srv->loops)))
         return;
     ev_timer_stop(srv->loop, &srv->grace);
     ev_timer_stop(srv->loop, &srv->linger);
@@ -1114,7 +1167,10 @@ rr_server_shutdown(rr_server *srv, double grace, rr_shutdown_cb cb, void *arg)
         if (sc->calls.count == 0)
             rr__conn_finish(&sc->c);
     }
-    ev_timer_set(&srv->grace, grace >= 0 ? grace : srv->opts.grace_period, 0.);
+    grace = grace >= 0 ? grace : srv->opts.grace_period;
+    if (srv->loops != NULL)
+        rr__loops_shutdown(srv->loops, grace);
+    ev_timer_set(&srv->grace, grace, 0.);
     ev_timer_start(srv->loop, &srv->grace);
     if (srv->n_conns == 0) {
         // Nothing to wait for, but cb must not run before we return.
@@ -1143,6 +1199,7 @@ rr_server_opts_init(rr_server_opts *o)
     o->out_low_water = (size_t) 1024 * 1024;
     o->grace_period = 10.0;
     o->tcp_keepalive = false;
+    o->loops = 1;
 }
 
 static bool
@@ -1152,7 +1209,8 @@ opts_valid(const rr_server_opts *o)
            o->max_frame_size >= RR_MIN_MAX_FRAME_SIZE &&
            o->max_metadata_size <= RR_META_MAX && o->handshake_timeout > 0 &&
            o->heartbeat_interval >= 0 && o->heartbeat_timeout > 0 &&
-           o->out_low_water <= o->out_high_water && o->backlog > 0;
+           o->out_low_water <= o->out_high_water && o->backlog > 0 &&
+           o->loops <= RR_MAX_LOOPS;
 }
 
 int
@@ -1171,7 +1229,14 @@ rr_server_new(rr_server **out, struct ev_loop *loop, const rr_server_opts *opts)
         free(srv);
         return RR_EINVAL;
     }
-    if ((srv->scratch = rr__conn_scratch_new()) == NULL) {
+    if ((srv->scratch = rr__conn_scratch_get(loop)) == NULL) {
+        free(srv);
+        return RR_ENOMEM;
+    }
+    if (srv->opts.loops > 1 &&
+        rr__loops_new(&srv->loops, loop, srv->opts.loops - 1, &srv->opts,
+                      srv_loops_done, srv) != RR_OK) {
+        rr__conn_scratch_unref(srv->scratch);
         free(srv);
         return RR_ENOMEM;
     }
@@ -1186,6 +1251,17 @@ rr_server_new(rr_server **out, struct ev_loop *loop, const rr_server_opts *opts)
     ev_timer_init(&srv->linger, srv_linger_cb, 0., 0.);
     *out = srv;
     return RR_OK;
+}
+
+// Every extra loop finished its part of a shutdown.
+static void
+srv_loops_done(void *arg)
+{
+    rr_server *srv = arg;
+
+    srv_enter(srv);
+    srv_check_shutdown_done(srv);
+    srv_leave(srv);
 }
 
 static void
@@ -1217,6 +1293,8 @@ rr_server_free(rr_server *srv)
     srv->freed = true;
     srv->shutdown_cb = NULL;
     srv_close_listeners(srv);
+    rr__loops_free(srv->loops); // joins their threads
+    srv->loops = NULL;
     while (srv->conns != NULL)
         rr__conn_close(&srv->conns->c, RR_ECLOSED, "server freed");
     ev_timer_stop(srv->loop, &srv->grace);

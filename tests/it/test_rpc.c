@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "channel.h"
+#include "conn.h"
 #include "harness.h"
 #include "rawrpc/v1/wire.pb-c.h"
 
@@ -834,6 +835,134 @@ test_rpc_nothing_listening(void **state)
     rr_channel_free(ch);
 }
 
+// Everything on one loop reads into one buffer; another loop has its own,
+// and the last reference frees it.
+static void
+test_rpc_read_buffer_shared_per_loop(void **state)
+{
+    fixture *fx = *state;
+    struct ev_loop *other = ev_loop_new(EVFLAG_AUTO);
+    rr_conn_scratch *a = rr__conn_scratch_get(fx->loop);
+    rr_conn_scratch *b = rr__conn_scratch_get(fx->loop);
+    rr_conn_scratch *c = rr__conn_scratch_get(other);
+
+    assert_non_null(a);
+    assert_ptr_equal(a, b); // the fixture's server and channel hold it too
+    assert_ptr_not_equal(a, c);
+    assert_int_equal(atomic_load(&c->refs), 1);
+    rr__conn_scratch_unref(c);
+    rr__conn_scratch_unref(b);
+    rr__conn_scratch_unref(a);
+    c = rr__conn_scratch_get(other); // a fresh one, freed again
+    assert_int_equal(atomic_load(&c->refs), 1);
+    rr__conn_scratch_unref(c);
+    ev_loop_destroy(other);
+}
+
+// ------------------------------------------------------- several loops
+
+enum { LOOPS = 3, LOOP_CHANNELS = 6, LOOP_CALLS = 4 };
+
+typedef struct loop_seen {
+    pthread_mutex_t mu;
+    pthread_t threads[LOOPS + 1];
+    int n_threads;
+} loop_seen;
+
+// Answers with the index of the thread it runs on, in order of first
+// appearance.
+static void
+h_which_loop(rr_call *call, const ProtobufCMessage *req, void *arg)
+{
+    fixture *fx = arg;
+    loop_seen *seen = fx->user;
+    int i;
+    char text[16];
+
+    (void) req;
+    pthread_mutex_lock(&seen->mu);
+    for (i = 0; i < seen->n_threads; i++) {
+        if (pthread_equal(seen->threads[i], pthread_self()))
+            break;
+    }
+    if (i == seen->n_threads && i < LOOPS + 1)
+        seen->threads[seen->n_threads++] = pthread_self();
+    pthread_mutex_unlock(&seen->mu);
+    snprintf(text, sizeof(text), "%d", i);
+    Rrtest__Echo e = RRTEST__ECHO__INIT;
+    e.text = text;
+    rr_call_reply(call, &e.base);
+}
+
+static void
+loops_shut(rr_server *srv, void *arg)
+{
+    (void) srv;
+    *(bool *) arg = true;
+}
+
+// With loops = 3 the server runs three loops: connections are spread
+// round-robin (two channels each), every call of one connection runs on
+// that connection's loop, and a shutdown completes on all of them.
+static void
+test_rpc_server_loops(void **state)
+{
+    fixture *fx = *state;
+    rr_server_opts so;
+    loop_seen seen = {.n_threads = 0};
+    rr_channel *chs[LOOP_CHANNELS];
+    outcome o[LOOP_CHANNELS][LOOP_CALLS];
+    int per_loop[LOOPS + 1] = {0};
+    bool shut = false;
+
+    pthread_mutex_init(&seen.mu, NULL);
+    fx->user = &seen;
+    fx->handlers[M_ECHO] = h_which_loop;
+    rr_server_opts_init(&so);
+    so.loops = LOOPS;
+    assert_int_equal(fx_restart(fx, &so, NULL), 0);
+    // The extra loops' threads read the method table: no more services.
+    assert_int_equal(rr_server_add_service(fx->srv, &rrtest__test__descriptor,
+                                           fx->handlers, fx),
+                     RR_EINVAL);
+
+    memset(o, 0, sizeof(o));
+    for (int c = 0; c < LOOP_CHANNELS; c++) {
+        assert_int_equal(rr_channel_new(&chs[c], fx->loop, fx->target, NULL),
+                         RR_OK);
+        // One call first, so the connections are accepted in order.
+        Rrtest__Echo req = RRTEST__ECHO__INIT;
+        assert_int_equal(rr_channel_call(chs[c], &test_methods[M_ECHO],
+                                         &req.base, NULL, result_cb, &o[c][0],
+                                         NULL),
+                         RR_OK);
+        fx_wait(fx, &o[c][0]);
+        for (int k = 1; k < LOOP_CALLS; k++)
+            assert_int_equal(rr_channel_call(chs[c], &test_methods[M_ECHO],
+                                             &req.base, NULL, result_cb,
+                                             &o[c][k], NULL),
+                             RR_OK);
+    }
+    for (int c = 0; c < LOOP_CHANNELS; c++) {
+        for (int k = 0; k < LOOP_CALLS; k++) {
+            fx_wait(fx, &o[c][k]);
+            assert_int_equal(o[c][k].status, RR_STATUS_OK);
+            assert_string_equal(o[c][k].text, o[c][0].text); // same loop
+        }
+        per_loop[strtol(o[c][0].text, NULL, 10)]++;
+    }
+    assert_int_equal(seen.n_threads, LOOPS);
+    for (int i = 0; i < LOOPS; i++)
+        assert_int_equal(per_loop[i], LOOP_CHANNELS / LOOPS);
+
+    assert_int_equal(rr_server_shutdown(fx->srv, 5.0, loops_shut, &shut),
+                     RR_OK);
+    fx_run_until(fx, &shut);
+    for (int c = 0; c < LOOP_CHANNELS; c++)
+        rr_channel_free(chs[c]);
+    pthread_mutex_destroy(&seen.mu);
+}
+
 int
 main(void)
 {
@@ -865,6 +994,8 @@ main(void)
         T(test_rpc_socket_options),
         T(test_rpc_call_ids_run_out),
         T(test_rpc_nothing_listening),
+        T(test_rpc_read_buffer_shared_per_loop),
+        T(test_rpc_server_loops),
     };
 #undef T
     return cmocka_run_group_tests_name("rpc", tests, NULL, NULL);

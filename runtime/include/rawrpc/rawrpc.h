@@ -166,7 +166,17 @@ typedef struct rr_server_opts {
     size_t out_low_water;          // ... resume below: 1 MiB
     double grace_period;           // rr_server_shutdown default: 10 s
     bool tcp_keepalive;            // SO_KEEPALIVE with the heartbeat: false
+    // Event loops serving connections: 1 (0 means 1).  With N > 1 the
+    // server starts N - 1 threads, each running a loop of its own; the
+    // caller's loop accepts and hands connections out round-robin, and a
+    // connection and its calls stay on one loop.  Handlers then run on
+    // N threads at once and must be thread-safe; add every service before
+    // rr_server_listen.  max_connections applies to each loop.  See the
+    // guide's "Threads" section.
+    unsigned loops;
 } rr_server_opts;
+
+#define RR_MAX_LOOPS 256
 
 RR_API void rr_server_opts_init(rr_server_opts *opts);
 
