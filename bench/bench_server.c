@@ -4,9 +4,13 @@
 // 127.0.0.1 with default options, except as asked:
 //
 //   rawrpc-bench-server [--port P] [--loops N] [--heartbeat S]
+//                       [--work-us U]
 //
-// prints "port N" and serves until SIGTERM.  The connection limit is
-// lifted and RLIMIT_NOFILE raised to its hard limit, for the idle test.
+// prints "port N" and serves until SIGTERM.  --work-us makes each call
+// spin for U microseconds of CPU before it answers, so the server, not
+// the load generator, is the bottleneck (the multi-loop scaling test).  The
+// connection limit is lifted and RLIMIT_NOFILE raised to its hard limit, for
+// the idle test.
 
 #include <getopt.h>
 #include <signal.h>
@@ -14,8 +18,35 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "echo/echo.h"
+#include "echo/echo.rr.h"
+
+static double work_s; // --work-us, in seconds
+
+static double
+cpu_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+// Echo after work_s of this thread's CPU time.
+static void
+echo_working(rr_call *call, const Rawrpc__Echo__EchoRequest *req, void *arg)
+{
+    Rawrpc__Echo__EchoReply out = RAWRPC__ECHO__ECHO_REPLY__INIT;
+    double until = cpu_now() + work_s;
+
+    (void) arg;
+    while (cpu_now() < until)
+        ;
+    out.payload = req->payload;
+    rr_rawrpc__echo__echo__echo__reply(call, &out);
+}
 
 static void
 stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -32,6 +63,7 @@ main(int argc, char **argv)
         {"port", required_argument, NULL, 'p'},
         {"loops", required_argument, NULL, 'l'},
         {"heartbeat", required_argument, NULL, 'h'},
+        {"work-us", required_argument, NULL, 'u'},
         {NULL, 0, NULL, 0},
     };
     struct ev_loop *loop = EV_DEFAULT;
@@ -54,6 +86,9 @@ main(int argc, char **argv)
         case 'h':
             opts.heartbeat_interval = strtod(optarg, NULL);
             break;
+        case 'u':
+            work_s = strtod(optarg, NULL) / 1e6;
+            break;
         default:
             fprintf(stderr, "usage: see bench/bench_server.c\n");
             return 2;
@@ -63,8 +98,11 @@ main(int argc, char **argv)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+    static const rr_rawrpc__echo__echo__handlers working = {.echo =
+                                                                echo_working};
     if (rr_server_new(&srv, loop, &opts) != RR_OK ||
-        rr_echo_register(srv) != RR_OK ||
+        (work_s > 0 ? rr_rawrpc__echo__echo__register(srv, &working, NULL)
+                    : rr_echo_register(srv)) != RR_OK ||
         rr_server_listen(srv, addr) != RR_OK) {
         fprintf(stderr, "rawrpc-bench-server: cannot listen on %s\n", addr);
         return 1;

@@ -1,124 +1,186 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# compare.sh [--quick] -- builds the benchmark programs (Release), runs
-# rawrpc and the baseline side by side, interleaved (A B A B ...) for
-# several rounds, server pinned to CPU 0 and client to CPU 1, and prints
-# the medians with rawrpc/baseline ratios.  Writes bench/results/latest.json.
-# --quick: one round of two short scenarios (what CI runs).
-# Only ratios from one run mean anything on a shared, noisy machine.
+# compare.sh [--quick] -- builds the benchmark programs (Release) and runs,
+# server pinned to CPU 0 and load generator to CPU 1:
+#   1. the load scenarios for rawrpc, the practical limit (baseline) and
+#      gRPC C++ (when it builds), interleaved A B C A B C ... for several
+#      rounds;
+#   2. syscalls per call on both sides (perf stat, when perf may trace);
+#   3. connection churn (connect, one call, close), rawrpc and baseline
+#      interleaved;
+#   4. 10 000 idle connections with heartbeats (rawrpc);
+#   5. multi-loop scaling: 1 and 2 server loops, with a 20 us handler
+#      (server-bound) and with the plain echo (load-generator-bound).
+# bench/summarize.py prints the tables with ratios and writes
+# bench/results/latest.json and the chart bench/results/latest.png.
+# --quick: one short round of a few scenarios (what CI runs).  Only ratios
+# from one run mean anything on a shared, noisy machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 quick=false
 [ "${1:-}" = "--quick" ] && quick=true
-./scripts/install-deps.sh
+# gRPC and gnuplot are optional: without them the rest still runs.
+./scripts/install-deps.sh python3 gnuplot-nox libgrpc++-dev \
+    protobuf-compiler-grpc ||
+    ./scripts/install-deps.sh python3 ||
+    echo "compare: gRPC or gnuplot could not be installed; going on" >&2
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DRAWRPC_TESTS=OFF \
     >/dev/null
-cmake --build build-bench -j"$(nproc)" \
-    --target rawrpc-bench rawrpc-bench-server baseline-server >/dev/null
+targets=(rawrpc-bench rawrpc-connbench rawrpc-bench-server baseline-server)
+systems=(rawrpc baseline)
+if cmake --build build-bench --target help | grep -c 'grpc-bench-server' \
+    >/dev/null; then
+    targets+=(grpc-bench grpc-bench-server)
+    systems+=(grpc)
+fi
+cmake --build build-bench -j"$(nproc)" --target "${targets[@]}" >/dev/null
 bin=build-bench/bench
 
 # name payload conns inflight
 if $quick; then
     scenarios=("64B-1x1 64 1 1" "64B-1x64 64 1 64")
     rounds=1 duration=0.5 warmup=0.2
+    idle_conns=1000 idle_hold=3 idle_hb=1
 else
     scenarios=("64B-1x1 64 1 1" "64B-1x64 64 1 64" "64B-8x16 64 8 16"
                "4K-1x64 4096 1 64" "4K-8x16 4096 8 16"
                "64K-1x64 65536 1 64" "64K-8x16 65536 8 16")
     rounds=3 duration=3 warmup=1
+    idle_conns=10000 idle_hold=20 idle_hb=5
 fi
 pin_srv=(taskset -c 0)
 pin_cli=(taskset -c 1)
-[ "$(nproc)" -ge 2 ] || { pin_srv=(); pin_cli=(); }
+pin_all=(taskset -c 0,1)
+[ "$(nproc)" -ge 2 ] || { pin_srv=(); pin_cli=(); pin_all=(); }
 
-out=$(mktemp)
+out=$(mktemp -d)
 spid=
-trap '[ -n "$spid" ] && kill "$spid" 2>/dev/null; rm -f "$out"' EXIT
+trap '[ -n "$spid" ] && kill "$spid" 2>/dev/null; rm -rf "$out"' EXIT
 
-run_one() { # system scenario payload conns inflight
-    local server=$bin/rawrpc-bench-server
-    [ "$1" = baseline ] && server=$bin/baseline-server
+# server_start system [server options...]: sets spid and port.
+server_start() {
+    local sys=$1 server=$bin/rawrpc-bench-server
+    shift
+    [ "$sys" = baseline ] && server=$bin/baseline-server
+    [ "$sys" = grpc ] && server=$bin/grpc-bench-server
     local portfile
     portfile=$(mktemp)
-    "${pin_srv[@]}" "$server" >"$portfile" &
+    "${pin_srv[@]}" "$server" "$@" >"$portfile" &
     spid=$!
-    for _ in $(seq 100); do
+    for _ in $(seq 250); do
         [ -s "$portfile" ] && break
         sleep 0.02
     done
-    local port
     port=$(awk '{print $2}' "$portfile")
     rm -f "$portfile"
-    "${pin_cli[@]}" "$bin/rawrpc-bench" --system "$1" --scenario "$2" \
-        --payload "$3" --conns "$4" --inflight "$5" --duration "$duration" \
-        --warmup "$warmup" --port "$port" --server-pid "$spid" >>"$out"
+    [ -n "$port" ] || { echo "compare: $server did not start" >&2; exit 1; }
+}
+
+server_stop() {
     kill -TERM "$spid"
     wait "$spid" || true
     spid=
 }
 
+client_for() { # system
+    case $1 in
+    grpc) echo "$bin/grpc-bench" ;;
+    *) echo "$bin/rawrpc-bench" ;;
+    esac
+}
+
+load_one() { # system scenario payload conns inflight [prefix...]
+    local sys=$1 name=$2 payload=$3 conns=$4 inflight=$5
+    shift 5
+    server_start "$sys"
+    "$@" "${pin_cli[@]}" "$(client_for "$sys")" --system "$sys" \
+        --scenario "$name" --payload "$payload" --conns "$conns" \
+        --inflight "$inflight" --duration "$duration" --warmup "$warmup" \
+        --port "$port" --server-pid "$spid"
+    server_stop
+}
+
+echo "== load: ${systems[*]}, $rounds round(s)" >&2
 for ((r = 1; r <= rounds; r++)); do
     for s in "${scenarios[@]}"; do
         read -r name payload conns inflight <<<"$s"
-        for system in rawrpc baseline; do
-            echo "round $r: $system $name" >&2
-            run_one "$system" "$name" "$payload" "$conns" "$inflight"
+        for sys in "${systems[@]}"; do
+            echo "round $r: $sys $name" >&2
+            load_one "$sys" "$name" "$payload" "$conns" "$inflight" \
+                >>"$out/load.jsonl"
         done
     done
 done
 
-# Medians per system and scenario, ratios rawrpc/baseline; JSON for tools.
+# Syscalls per call: tracepoint counts on both processes over one run.
+events=syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto
+events=$events,syscalls:sys_enter_epoll_wait,raw_syscalls:sys_enter
+if perf stat -x, -e "$events" true >/dev/null 2>&1; then
+    echo "== syscalls per call" >&2
+    for s in "${scenarios[@]:1:$($quick && echo 1 || echo 4)}"; do
+        read -r name payload conns inflight <<<"$s"
+        for sys in "${systems[@]}"; do
+            echo "syscalls: $sys $name" >&2
+            server_start "$sys"
+            perf stat -x, -o "$out/srv.csv" -e "$events" -p "$spid" &
+            ppid=$!
+            perf stat -x, -o "$out/cli.csv" -e "$events" -- \
+                "${pin_cli[@]}" "$(client_for "$sys")" --system "$sys" \
+                --scenario "$name" --payload "$payload" --conns "$conns" \
+                --inflight "$inflight" --duration "$duration" --warmup 0 \
+                --port "$port" --server-pid "$spid" >"$out/one.json"
+            kill -INT "$ppid"
+            wait "$ppid" || true
+            server_stop
+            python3 bench/summarize.py syscalls "$out/one.json" \
+                "$out/srv.csv" "$out/cli.csv" >>"$out/syscalls.jsonl"
+        done
+    done
+else
+    echo "compare: perf cannot count syscalls here; skipped" >&2
+fi
+
+echo "== connection churn" >&2
+for ((r = 1; r <= rounds; r++)); do
+    for sys in rawrpc baseline; do
+        echo "round $r: churn $sys" >&2
+        server_start "$sys"
+        "${pin_cli[@]}" "$bin/rawrpc-connbench" --mode churn --system "$sys" \
+            --scenario churn --lanes 8 --duration "$duration" \
+            --warmup "$warmup" --port "$port" --server-pid "$spid" \
+            >>"$out/churn.jsonl"
+        server_stop
+    done
+done
+
+echo "== $idle_conns idle connections, heartbeat ${idle_hb}s" >&2
+server_start rawrpc --heartbeat "$idle_hb"
+"${pin_cli[@]}" "$bin/rawrpc-connbench" --mode idle --port "$port" \
+    --server-pid "$spid" --scenario "idle-$idle_conns" \
+    --conns "$idle_conns" --heartbeat "$idle_hb" --hold "$idle_hold" \
+    >>"$out/idle.jsonl"
+server_stop
+
+# Scaling: server and load generator share both CPUs here.
+echo "== server loops" >&2
+for ((r = 1; r <= rounds; r++)); do
+    for work in 20 0; do
+        for loops in 1 2; do
+            echo "round $r: loops=$loops work=${work}us" >&2
+            saved=("${pin_srv[@]}")
+            pin_srv=("${pin_all[@]}") # a loop per CPU
+            server_start rawrpc --loops "$loops" --work-us "$work"
+            pin_srv=("${saved[@]}")
+            "${pin_all[@]}" "$bin/rawrpc-bench" --system rawrpc \
+                --scenario "loops$loops-work$work" --payload 64 --conns 8 \
+                --inflight 16 --duration "$duration" --warmup "$warmup" \
+                --port "$port" --server-pid "$spid" >>"$out/loops.jsonl"
+            server_stop
+        done
+    done
+done
+
 mkdir -p bench/results
-awk -v json=bench/results/latest.json '
-function num(key,   m) {
-    if (match($0, "\"" key "\": [-0-9.]+")) {
-        m = substr($0, RSTART, RLENGTH); sub(/.*: /, "", m); return m + 0
-    }
-    return 0
-}
-function str(key,   m) {
-    match($0, "\"" key "\": \"[^\"]*\""); m = substr($0, RSTART, RLENGTH)
-    sub(/.*: "/, "", m); sub(/"$/, "", m); return m
-}
-function median(list,   a, n, i, j, t) {
-    n = split(list, a, " ")
-    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
-        if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
-{
-    k = str("system") SUBSEP str("scenario")
-    if (!(str("scenario") in seen)) { seen[str("scenario")] = 1; order[++ns] = str("scenario") }
-    meta[str("scenario")] = num("payload") " " num("conns") " " num("inflight")
-    split("calls_per_s p50_us p99_us p999_us srv_cpu_us_per_call allocs_per_call rss_kb", f, " ")
-    for (i in f) v[k, f[i]] = v[k, f[i]] " " num(f[i])
-}
-END {
-    printf "%-10s %12s %12s %7s %9s %9s %7s %9s %9s %7s %7s\n", "scenario",
-        "rawrpc/s", "baseline/s", "ratio", "p50 r", "p50 b", "ratio",
-        "cpu r", "cpu b", "ratio", "allocs"
-    printf "[" > json
-    first = 1
-    for (i = 1; i <= ns; i++) {
-        s = order[i]
-        for (sy = 1; sy <= 2; sy++) {
-            sys = sy == 1 ? "rawrpc" : "baseline"
-            split(meta[s], m, " ")
-            for (j in f) med[sys, f[j]] = median(v[sys SUBSEP s, f[j]])
-            printf "%s\n  {\"system\": \"%s\", \"scenario\": \"%s\", \"payload\": %d, \"conns\": %d, \"inflight\": %d, \"calls_per_s\": %.0f, \"p50_us\": %.2f, \"p99_us\": %.2f, \"p999_us\": %.2f, \"srv_cpu_us_per_call\": %.3f, \"allocs_per_call\": %.3f, \"rss_kb\": %d}", first ? "" : ",", sys, s, m[1], m[2], m[3], med[sys, "calls_per_s"], med[sys, "p50_us"], med[sys, "p99_us"], med[sys, "p999_us"], med[sys, "srv_cpu_us_per_call"], med[sys, "allocs_per_call"], med[sys, "rss_kb"] > json
-            first = 0
-        }
-        tr = med["rawrpc", "calls_per_s"] / (med["baseline", "calls_per_s"] ? med["baseline", "calls_per_s"] : 1)
-        lr = med["rawrpc", "p50_us"] / (med["baseline", "p50_us"] ? med["baseline", "p50_us"] : 1)
-        cr = med["rawrpc", "srv_cpu_us_per_call"] / (med["baseline", "srv_cpu_us_per_call"] ? med["baseline", "srv_cpu_us_per_call"] : 1)
-        ratios = ratios (ratios ? ", " : "") sprintf("\"%s\": {\"throughput\": %.3f, \"p50\": %.3f, \"srv_cpu\": %.3f}", s, tr, lr, cr)
-        printf "%-10s %12.0f %12.0f %7.2f %9.1f %9.1f %7.2f %9.3f %9.3f %7.2f %7.2f\n", s,
-            med["rawrpc", "calls_per_s"], med["baseline", "calls_per_s"], tr,
-            med["rawrpc", "p50_us"], med["baseline", "p50_us"], lr,
-            med["rawrpc", "srv_cpu_us_per_call"], med["baseline", "srv_cpu_us_per_call"], cr,
-            med["rawrpc", "allocs_per_call"]
-    }
-    printf ",\n  {\"ratios\": {%s}}\n]\n", ratios > json
-}' "$out"
-echo "wrote bench/results/latest.json"
+python3 bench/summarize.py report "$out" bench/results/latest.json \
+    bench/results/latest.png

@@ -26,13 +26,13 @@
 #include "rawrpc/rawrpc.h"
 
 #define READ_CHUNK        ((size_t) 64 * 1024)
-#define READS_PER_WAKEUP  4    // then let other connections have the loop
+#define READS_PER_WAKEUP  2    // then let other connections have the loop
 #define PING_FLOOD_COUNT  100  // PINGs a peer may send per window ...
 #define PING_FLOOD_WINDOW 10.0 // ... of this many seconds (PROTOCOL.md 8)
 // Buffers up to this size stay between wake-ups while traffic flows:
 // freeing and regrowing them past glibc's 128 KiB mmap threshold cost an
 // mmap, an munmap and fresh page faults per wake-up (docs/PERFORMANCE.md).
-#define KEEP_BUF  ((size_t) 1024 * 1024)
+#define KEEP_BUF  ((size_t) 2 * 1024 * 1024)
 #define OUT_SLACK ((size_t) 64 * 1024)
 
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# install-deps.sh -- installs, with apt-get, the Debian packages rawrpc
-# builds and tests with.  Only what is missing is installed, so a second run
-# is a fast no-op.  Needs root (or sudo) only when something is missing.
+# install-deps.sh [PACKAGE...] -- installs, with apt-get, the Debian
+# packages rawrpc builds and tests with, plus any named (bench/compare.sh
+# adds gRPC, gnuplot and python3).  Only what is missing is installed, so
+# a second run is a fast no-op.  Needs root (or sudo) only when something
+# is missing.
 set -euo pipefail
 
 pkgs=(
@@ -12,6 +14,7 @@ pkgs=(
     libev-dev libcmocka-dev
     valgrind clang
     clang-format clang-tidy cppcheck
+    "$@"
 )
 
 missing=()
