@@ -26,7 +26,7 @@ quick=false
     ./scripts/install-deps.sh python3 ||
     echo "compare: gRPC or gnuplot could not be installed; going on" >&2
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DRAWRPC_TESTS=OFF \
-    >/dev/null
+    -DRAWRPC_BENCH_GRPC=ON >/dev/null
 targets=(rawrpc-bench rawrpc-connbench rawrpc-bench-server baseline-server)
 systems=(rawrpc baseline)
 if cmake --build build-bench --target help | grep -c 'grpc-bench-server' \

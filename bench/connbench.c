@@ -326,7 +326,7 @@ static int
 idle(cbench *b)
 {
     b->rss0_kb = proc_rss_kb(b->server_pid);
-    b->chs = calloc((size_t) b->conns, sizeof(*b->chs));
+    b->chs = calloc((size_t) b->conns, sizeof(rr_channel *));
     double t = ev_time();
     idle_open_more(b);
     ev_run(b->loop, 0);

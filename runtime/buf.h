@@ -52,7 +52,8 @@ void rr__buf_release(rr_buf *b);
 static inline const uint8_t *
 rr__buf_data(const rr_buf *b)
 {
-    return b->data + b->head;
+    // An empty buffer may have no allocation: NULL + 0 is undefined in C.
+    return b->data != NULL ? b->data + b->head : NULL;
 }
 
 static inline size_t

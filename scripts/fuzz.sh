@@ -13,7 +13,7 @@ CC=clang cmake -S . -B build-fuzz -DRAWRPC_FUZZ=ON -DRAWRPC_TESTS=OFF \
     ${RAWRPC_CMAKE_ARGS:-} >/dev/null
 cmake --build build-fuzz -j"$(nproc)"
 
-for t in frame preface meta; do
+for t in frame preface meta server client; do
     work=build-fuzz/work/$t
     mkdir -p "$work"
     echo "fuzz_$t: ${secs}s"

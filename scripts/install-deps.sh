@@ -14,6 +14,7 @@ pkgs=(
     libev-dev libcmocka-dev
     valgrind clang
     clang-format clang-tidy cppcheck
+    iproute2 nftables # the fault suite's network namespaces
     "$@"
 )
 
