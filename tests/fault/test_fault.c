@@ -318,9 +318,10 @@ start(rr_channel *ch, bool hold, int hold_ms, double timeout,
 {
     Rrtest__Echo req = RRTEST__ECHO__INIT;
     rr_call_opts o = {.timeout = timeout, .wait_for_ready = wait_for_ready};
-    static uint8_t pad[1000];
+    static uint8_t pad[65536]; // Hold's delay is its data's length in ms
 
     assert_true(cs.n < MAX_CALLS);
+    assert_true(!hold || (size_t) hold_ms <= sizeof(pad));
     call *c = &cs.c[cs.n++];
     snprintf(c->name, sizeof(c->name), "call-%d-%d", (int) getpid(), cs.n);
     req.text = c->name;

@@ -909,12 +909,14 @@ test_rpc_server_loops(void **state)
 {
     fixture *fx = *state;
     rr_server_opts so;
-    loop_seen seen = {.n_threads = 0};
+    // Static: the loops' threads outlive this frame until the teardown.
+    static loop_seen seen;
     rr_channel *chs[LOOP_CHANNELS];
     outcome o[LOOP_CHANNELS][LOOP_CALLS];
     int per_loop[LOOPS + 1] = {0};
     bool shut = false;
 
+    seen.n_threads = 0;
     pthread_mutex_init(&seen.mu, NULL);
     fx->user = &seen;
     fx->handlers[M_ECHO] = h_which_loop;
@@ -960,6 +962,8 @@ test_rpc_server_loops(void **state)
     fx_run_until(fx, &shut);
     for (int c = 0; c < LOOP_CHANNELS; c++)
         rr_channel_free(chs[c]);
+    rr_server_free(fx->srv); // joins the loops' threads
+    fx->srv = NULL;
     pthread_mutex_destroy(&seen.mu);
 }
 

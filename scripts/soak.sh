@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# soak.sh [SECONDS] -- a bounded soak run (default 600 s; CI runs 60):
+# rawrpc-bench-server with 1 s heartbeats under two loads at once, a
+# fixed 8 connections x 16 calls of 4 KiB (rawrpc-bench) and connection
+# churn in 2 lanes (rawrpc-connbench).  The server's RSS and open
+# descriptors are sampled every second.  After the warm-up (the first
+# fifth), neither may grow: the second half's peak must not exceed the
+# first half's (RSS with 1 MiB of slack for allocator noise), and no call
+# may fail.  Samples go to build-soak/soak.csv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-600}
+
+./scripts/install-deps.sh
+cmake -S . -B build-soak -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAWRPC_TESTS=OFF \
+    ${RAWRPC_CMAKE_ARGS:-} >/dev/null
+cmake --build build-soak -j"$(nproc)" \
+    --target rawrpc-bench rawrpc-connbench rawrpc-bench-server >/dev/null
+bin=build-soak/bench
+
+portfile=$(mktemp)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -f "$portfile"' EXIT
+"$bin/rawrpc-bench-server" --heartbeat 1 >"$portfile" &
+spid=$!
+pids+=("$spid")
+for _ in $(seq 250); do
+    [ -s "$portfile" ] && break
+    sleep 0.02
+done
+port=$(awk '{print $2}' "$portfile")
+
+"$bin/rawrpc-bench" --system rawrpc --scenario soak-load --payload 4096 \
+    --conns 8 --inflight 16 --warmup 0 --duration "$secs" --port "$port" \
+    --server-pid "$spid" >build-soak/load.json &
+lpid=$!
+pids+=("$lpid")
+"$bin/rawrpc-connbench" --mode churn --system rawrpc --scenario soak-churn \
+    --lanes 2 --warmup 0 --duration "$secs" --port "$port" \
+    --server-pid "$spid" >build-soak/churn.json &
+cpid=$!
+pids+=("$cpid")
+
+echo "second,rss_kb,fds" >build-soak/soak.csv
+for ((t = 1; t <= secs; t++)); do
+    sleep 1 # sampling once a second is the point here, not a wait
+    rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$spid/status")
+    fds=$(find "/proc/$spid/fd" -mindepth 1 -maxdepth 1 | wc -l)
+    echo "$t,$rss,$fds" >>build-soak/soak.csv
+done
+wait "$lpid" "$cpid"
+kill -TERM "$spid"
+wait "$spid" || true
+
+# Warm-up: the first fifth.  Then compare the halves of the rest.
+awk -F, -v secs="$secs" '
+NR == 1 { next }
+{ t = $1; if (t <= secs / 5) next; n++; rss[n] = $2; fds[n] = $3 }
+END {
+    h = int(n / 2)
+    for (i = 1; i <= n; i++) {
+        if (i <= h) { if (rss[i] > r1) r1 = rss[i]; if (fds[i] > f1) f1 = fds[i] }
+        else        { if (rss[i] > r2) r2 = rss[i]; if (fds[i] > f2) f2 = fds[i] }
+    }
+    printf "soak: %d s; after warm-up, peak RSS %d then %d KiB, peak descriptors %d then %d\n", secs, r1, r2, f1, f2
+    if (r2 > r1 + 1024 || f2 > f1) { print "soak: the server grew"; exit 1 }
+}' build-soak/soak.csv
+for f in build-soak/load.json build-soak/churn.json; do
+    grep -q '"errors": 0,' "$f" || { echo "soak: calls failed: $(cat "$f")"; exit 1; }
+done
+echo "soak: load $(grep -o '"calls_per_s": [0-9]*' build-soak/load.json), churn $(grep -o '"conns_per_s": [0-9]*' build-soak/churn.json)"
