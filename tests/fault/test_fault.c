@@ -16,6 +16,8 @@
 //   slow_pieces           50 ms delay and 1-byte pieces: calls with a
 //                         sufficient deadline succeed, the rest fail with
 //                         DEADLINE_EXCEEDED, nothing runs or answers twice
+//   proxy_stall_and_reset a stall loses nothing; a reset fails pending
+//                         calls at once and the channel reconnects
 //   netns_packet_loss     5 % of packets dropped: the same promise
 //   hostile_crowd         500 garbage and 500 silent connections and one
 //                         4 GiB length: a good client is served all along
@@ -587,6 +589,53 @@ test_fault_slow_pieces(void **state)
     assert_true(st.executions >= (unsigned long long) cs.ok);
 }
 
+// A stalled network holds bytes without losing them: calls whose
+// deadline outlasts the stall succeed once it ends, the others fail with
+// DEADLINE_EXCEEDED.  A reset fails what is pending at once, and the
+// channel's next calls go through on a new connection.
+static void
+test_fault_proxy_stall_and_reset(void **state)
+{
+    (void) state;
+    srvproc s;
+    srvstats st;
+
+    srv_start(&s, NULL, (const char *) NULL);
+    proxy *px = proxy_new(loop, s.port);
+    assert_non_null(px);
+    rr_channel *ch = channel("127.0.0.1", proxy_port(px), 0, 0.05);
+    call *c = start(ch, false, 0, 0, false);
+    run_until_count(&c->runs, 1, 5);
+    assert_int_equal(c->status, RR_STATUS_OK);
+
+    proxy_set(px, PROXY_STALL, 0);
+    call *patient = start(ch, false, 0, 5.0, false);
+    call *hasty = start(ch, false, 0, 0.1, false);
+    run_for(0.3);
+    assert_int_equal(patient->runs, 0); // held, not lost
+    assert_int_equal(hasty->runs, 1);
+    assert_int_equal(hasty->status, RR_STATUS_DEADLINE_EXCEEDED);
+    proxy_set(px, PROXY_PASS, 0);
+    run_until_count(&patient->runs, 1, 5);
+    assert_int_equal(patient->status, RR_STATUS_OK);
+
+    call *held = start(ch, true, 60000, 0, false);
+    run_for(0.1);
+    double t0 = ev_time();
+    proxy_reset(px);
+    run_until_count(&held->runs, 1, 5);
+    assert_int_equal(held->status, RR_STATUS_UNAVAILABLE);
+    assert_true(held->done_at - t0 < 1.0);
+    c = start(ch, false, 0, 5.0, false); // a new connection
+    run_until_count(&c->runs, 1, 5);
+    assert_int_equal(c->status, RR_STATUS_OK);
+
+    rr_channel_free(ch);
+    proxy_free(px);
+    srv_stop(&s, &st);
+    assert_int_equal(st.duplicates, 0);
+}
+
 static void
 test_fault_netns_packet_loss(void **state)
 {
@@ -765,10 +814,15 @@ main(void)
 {
 #define T(name) cmocka_unit_test_setup(name, calls_setup)
     const struct CMUnitTest tests[] = {
-        T(test_fault_sigkill_mid_call),      T(test_fault_blackhole_proxy),
-        T(test_fault_blackhole_netns),       T(test_fault_slow_pieces),
-        T(test_fault_netns_packet_loss),     T(test_fault_hostile_crowd),
-        T(test_fault_descriptor_exhaustion), T(test_fault_shutdown_under_load),
+        T(test_fault_sigkill_mid_call),
+        T(test_fault_blackhole_proxy),
+        T(test_fault_blackhole_netns),
+        T(test_fault_slow_pieces),
+        T(test_fault_proxy_stall_and_reset),
+        T(test_fault_netns_packet_loss),
+        T(test_fault_hostile_crowd),
+        T(test_fault_descriptor_exhaustion),
+        T(test_fault_shutdown_under_load),
     };
 #undef T
     struct sigaction sa = {.sa_handler = SIG_IGN};
