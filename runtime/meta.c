@@ -96,14 +96,14 @@ varint_put(uint8_t *p, uint64_t v)
     return n;
 }
 
-// Reads a varint of at most 9 bytes (below 2^63); returns its length, or
-// 0 when it is longer or cut short.
+// Reads a varint of at most max bytes (9 at most: below 2^63); returns its
+// length, or 0 when it is longer or cut short.
 static size_t
-varint_get(const uint8_t *p, size_t len, uint64_t *v)
+varint_get(const uint8_t *p, size_t len, size_t max, uint64_t *v)
 {
     uint64_t x = 0;
 
-    for (size_t i = 0; i < len && i < 9; i++) {
+    for (size_t i = 0; i < len && i < max; i++) {
         x |= (uint64_t) (p[i] & 0x7F) << (7 * i);
         if (p[i] < 0x80) {
             *v = x;
@@ -161,7 +161,9 @@ rr__request_head_decode(const uint8_t *p, size_t len, rr_request_head *h)
     while (i < len) {
         uint8_t tag = p[i++];
         uint64_t v;
-        size_t n = varint_get(p + i, len - i, &v);
+        // protobuf-c reads a length in at most 5 bytes (found by fuzz_meta:
+        // a zero length padded to 9 bytes was taken here, refused there).
+        size_t n = varint_get(p + i, len - i, tag == TAG_METHOD ? 5 : 9, &v);
         if (n == 0)
             return false;
         i += n;

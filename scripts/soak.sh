@@ -4,10 +4,13 @@
 # rawrpc-bench-server with 1 s heartbeats under two loads at once, a
 # fixed 8 connections x 16 calls of 4 KiB (rawrpc-bench) and connection
 # churn in 2 lanes (rawrpc-connbench).  The server's RSS and open
-# descriptors are sampled every second.  After the warm-up (the first
-# fifth), neither may grow: the second half's peak must not exceed the
-# first half's (RSS with 1 MiB of slack for allocator noise), and no call
-# may fail.  Samples go to build-soak/soak.csv.
+# descriptors are sampled every second.  No call may fail.  RSS may not
+# grow: after the warm-up (the first fifth), the second half's peak may
+# exceed the first half's by at most 1 MiB of allocator noise.
+# Descriptors may not leak: once the clients have gone, the server must be
+# back to the count it had idle before the load.  (Their peaks under load
+# are reported, not judged: how many churn connections are open at the
+# instant of a sample is chance.)  Samples go to build-soak/soak.csv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-600}
@@ -30,6 +33,8 @@ for _ in $(seq 250); do
     sleep 0.02
 done
 port=$(awk '{print $2}' "$portfile")
+fdcount() { find "/proc/$spid/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+idle_fds=$(fdcount)
 
 "$bin/rawrpc-bench" --system rawrpc --scenario soak-load --payload 4096 \
     --conns 8 --inflight 16 --warmup 0 --duration "$secs" --port "$port" \
@@ -46,12 +51,20 @@ echo "second,rss_kb,fds" >build-soak/soak.csv
 for ((t = 1; t <= secs; t++)); do
     sleep 1 # sampling once a second is the point here, not a wait
     rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$spid/status")
-    fds=$(find "/proc/$spid/fd" -mindepth 1 -maxdepth 1 | wc -l)
+    fds=$(fdcount)
     echo "$t,$rss,$fds" >>build-soak/soak.csv
 done
 wait "$lpid" "$cpid"
+# The clients have closed; the server closes its ends as it reads EOF.
+for _ in $(seq 250); do
+    end_fds=$(fdcount)
+    [ "$end_fds" -le "$idle_fds" ] && break
+    sleep 0.02
+done
 kill -TERM "$spid"
 wait "$spid" || true
+echo "soak: descriptors idle before the load $idle_fds, after it $end_fds"
+[ "$end_fds" -le "$idle_fds" ] || { echo "soak: the server leaked descriptors"; exit 1; }
 
 # Warm-up: the first fifth.  Then compare the halves of the rest.
 awk -F, -v secs="$secs" '
@@ -64,7 +77,7 @@ END {
         else        { if (rss[i] > r2) r2 = rss[i]; if (fds[i] > f2) f2 = fds[i] }
     }
     printf "soak: %d s; after warm-up, peak RSS %d then %d KiB, peak descriptors %d then %d\n", secs, r1, r2, f1, f2
-    if (r2 > r1 + 1024 || f2 > f1) { print "soak: the server grew"; exit 1 }
+    if (r2 > r1 + 1024) { print "soak: the server grew"; exit 1 }
 }' build-soak/soak.csv
 for f in build-soak/load.json build-soak/churn.json; do
     grep -q '"errors": 0,' "$f" || { echo "soak: calls failed: $(cat "$f")"; exit 1; }
