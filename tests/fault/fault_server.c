@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "namehash.h"
 #include "rawrpc/rawrpc.h"
 #include "testmsg.pb-c.h"
 
@@ -43,21 +44,11 @@ typedef struct state {
     bool stopping;
 } state;
 
-static uint64_t
-name_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603u;
-
-    for (; *s; s++)
-        h = (h ^ (unsigned char) *s) * 1099511628211u;
-    return h ? h : 1;
-}
-
 // Counts one execution of the call named text.
 static void
 executed(state *st, const char *text)
 {
-    uint64_t h = name_hash(text);
+    uint64_t h = fault_name_hash(text);
 
     st->executions++;
     st->sum += h;

@@ -49,6 +49,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "namehash.h"
 #include "buf.h"
 #include "frame.h"
 #include "preface.h"
@@ -288,16 +289,6 @@ typedef struct calls {
 
 static calls cs;
 
-static uint64_t
-name_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603u;
-
-    for (; *s; s++)
-        h = (h ^ (unsigned char) *s) * 1099511628211u;
-    return h ? h : 1;
-}
-
 static void
 call_done(const rr_result *res, void *arg)
 {
@@ -309,7 +300,7 @@ call_done(const rr_result *res, void *arg)
     cs.done++;
     if (res->status == RR_STATUS_OK) {
         cs.ok++;
-        cs.ok_sum += name_hash(c->name);
+        cs.ok_sum += fault_name_hash(c->name);
     }
 }
 

@@ -25,6 +25,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "fuzzloop.h"
 #include "buf.h"
 #include "frame.h"
 #include "meta.h"
@@ -241,24 +242,10 @@ op_call(fz *z, const uint8_t *d, size_t n)
 }
 
 static void
-wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void) w;
-    (void) revents;
-    ev_break(loop, EVBREAK_ONE);
-}
-
-static void
 op_wait(fz *z)
 {
-    ev_timer t;
-
-    if (z->waits++ >= MAX_WAITS)
-        return;
-    ev_timer_init(&t, wait_cb, 0.002, 0.);
-    ev_timer_start(z->loop, &t);
-    ev_run(z->loop, 0);
-    ev_timer_stop(z->loop, &t);
+    if (z->waits++ < MAX_WAITS)
+        fuzz_run_for(z->loop, 0.002);
 }
 
 static void

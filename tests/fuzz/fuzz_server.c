@@ -23,6 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "fuzzloop.h"
 #include "buf.h"
 #include "frame.h"
 #include "meta.h"
@@ -297,26 +298,12 @@ op_frame(fz *z, const uint8_t *d, size_t n)
     return 3;
 }
 
-static void
-wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void) w;
-    (void) revents;
-    ev_break(loop, EVBREAK_ONE);
-}
-
 // Lets 2 ms pass on the loop: heartbeats (1 ms) and short deadlines fire.
 static void
 op_wait(fz *z)
 {
-    ev_timer t;
-
-    if (z->waits++ >= MAX_WAITS)
-        return;
-    ev_timer_init(&t, wait_cb, 0.002, 0.);
-    ev_timer_start(z->loop, &t);
-    ev_run(z->loop, 0);
-    ev_timer_stop(z->loop, &t);
+    if (z->waits++ < MAX_WAITS)
+        fuzz_run_for(z->loop, 0.002);
 }
 
 static void
