@@ -23,7 +23,8 @@ typedef struct frame_rule {
     bool has_meta;    // meta_len may be != 0
     uint32_t min_len; // body size bounds
     uint32_t max_len;
-    uint32_t multiple; // body size must be a multiple of this
+    uint32_t multiple; // body size must be a multiple of this (the
+                       // division is skipped for 1: it showed per frame)
 } frame_rule;
 
 static const frame_rule frame_rules[] = {
@@ -118,7 +119,7 @@ rr__frame_check(const rr_frame *f, uint32_t max_body, char *msg, size_t msgsz)
                           "-byte frame body",
                           (unsigned) f->meta_len, f->length);
     if (f->length < r->min_len || f->length > r->max_len ||
-        f->length % r->multiple != 0)
+        (r->multiple > 1 && f->length % r->multiple != 0))
         return check_fail(RR_EPROTO, msg, msgsz,
                           "%s frame with a body of %" PRIu32 " bytes", r->name,
                           f->length);

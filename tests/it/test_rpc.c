@@ -517,6 +517,51 @@ test_rpc_reentrancy_from_callbacks(void **state)
     assert_null(fx->ch);
 }
 
+typedef struct nested_run {
+    fixture *fx;
+    outcome inner[2];
+    bool checked;
+} nested_run;
+
+#define OUTER_TEXT "the outer reply, which must outlive the nested ones"
+
+static void
+nested_loop_cb(const rr_result *res, void *arg)
+{
+    nested_run *n = arg;
+    const Rrtest__Echo *r = (const Rrtest__Echo *) res->reply;
+
+    assert_int_equal(res->status, RR_STATUS_OK);
+    assert_string_equal(r->text, OUTER_TEXT);
+    // The loop runs again from inside the callback while this reply is in
+    // use: the replies that arrive meanwhile must not reuse its memory.
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(fx_call(n->fx, M_ECHO, "a nested reply over it", NULL,
+                                 &n->inner[i]),
+                         RR_OK);
+        fx_wait(n->fx, &n->inner[i]);
+        assert_int_equal(n->inner[i].status, RR_STATUS_OK);
+    }
+    assert_string_equal(r->text, OUTER_TEXT);
+    n->checked = true;
+}
+
+static void
+test_rpc_nested_loop_in_callback_keeps_reply(void **state)
+{
+    fixture *fx = *state;
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+    nested_run n = {.fx = fx};
+    static char outer[] = OUTER_TEXT;
+
+    req.text = outer;
+    assert_int_equal(rr_channel_call(fx->ch, &test_methods[M_ECHO], &req.base,
+                                     NULL, nested_loop_cb, &n, NULL),
+                     RR_OK);
+    fx_run_until(fx, &n.checked);
+    assert_string_equal(n.inner[1].text, "a nested reply over it");
+}
+
 static void
 h_free_server(rr_call *call, const ProtobufCMessage *req, void *arg)
 {
@@ -988,6 +1033,7 @@ main(void)
         T(test_rpc_reply_from_threads),
         T(test_rpc_deadline_and_cancel_propagate),
         T(test_rpc_reentrancy_from_callbacks),
+        T(test_rpc_nested_loop_in_callback_keeps_reply),
         T(test_rpc_server_freed_in_handler),
         T(test_rpc_two_hundred_connections),
         T(test_rpc_unix_and_ipv6),
