@@ -46,7 +46,7 @@ else
     scenarios=("64B-1x1 64 1 1" "64B-1x64 64 1 64" "64B-8x16 64 8 16"
                "4K-1x64 4096 1 64" "4K-8x16 4096 8 16"
                "64K-1x64 65536 1 64" "64K-8x16 65536 8 16")
-    rounds=3 duration=3 warmup=1
+    rounds=5 duration=3 warmup=1
     idle_conns=10000 idle_hold=20 idle_hb=5
 fi
 pin_srv=(taskset -c 0)

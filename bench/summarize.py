@@ -55,6 +55,22 @@ def ratio(a, b):
     return round(a / b, 3) if b else None
 
 
+def round_ratios(rows):
+    """rawrpc / limit throughput per round, by scenario.  Rounds are
+    interleaved, so the n-th run of each system in a scenario shared the
+    machine's mood: the spread of these is the noise the medians hide."""
+    runs = {}
+    for r in rows:
+        runs.setdefault((r["system"], r["scenario"]), []).append(
+            r["calls_per_s"])
+    out = {}
+    for (system, sc), mine in runs.items():
+        base = runs.get(("baseline", sc))
+        if system == "rawrpc" and base:
+            out[sc] = [ratio(a, b) for a, b in zip(mine, base)]
+    return out
+
+
 def syscalls(run_json, srv_csv, cli_csv):
     with open(run_json) as f:
         run = json.load(f)
@@ -144,8 +160,9 @@ unset multiplot
 
 
 def report(d, out_json, out_png):
-    load = medians(read_jsonl(os.path.join(d, "load.jsonl")),
-                   ["system", "scenario"], LOAD_FIELDS)
+    load_rows = read_jsonl(os.path.join(d, "load.jsonl"))
+    load = medians(load_rows, ["system", "scenario"], LOAD_FIELDS)
+    paired = round_ratios(load_rows)
     churn = medians(read_jsonl(os.path.join(d, "churn.jsonl")),
                     ["system", "scenario"],
                     ["conns_per_s", "p50_us", "p99_us",
@@ -176,12 +193,17 @@ def report(d, out_json, out_png):
                 "p50": ratio(r["p50_us"], g["p50_us"]),
                 "srv_cpu": ratio(r["srv_cpu_us_per_call"],
                                  g["srv_cpu_us_per_call"])}
+        if sc in paired:
+            rt.setdefault("vs_baseline", {})["throughput_rounds"] = paired[sc]
         ratios[sc] = rt
         vb, vg = rt.get("vs_baseline", {}), rt.get("vs_grpc", {})
+        per = vb.get("throughput_rounds") or []
         rows.append([sc, fmt(r and r["calls_per_s"], ".0f"),
                      fmt(b and b["calls_per_s"], ".0f"),
                      fmt(g and g["calls_per_s"], ".0f"),
                      fmt(vb.get("throughput"), ".2f"),
+                     "-".join(fmt(x, ".2f") for x in
+                              sorted({min(per), max(per)})) if per else "-",
                      fmt(vg.get("throughput"), ".1f"),
                      fmt(r and r["p50_us"], ".1f"),
                      fmt(vb.get("p50"), ".2f"), fmt(vb.get("p99"), ".2f"),
@@ -190,7 +212,8 @@ def report(d, out_json, out_png):
                      fmt(r and r["rss_kb"] / 1024, ".1f"),
                      fmt(g and g["rss_kb"] / 1024, ".1f")])
     table("load (medians; r = rawrpc, b = practical limit, g = gRPC)",
-          ["scenario", "r calls/s", "b calls/s", "g calls/s", "r/b", "r/g",
+          ["scenario", "r calls/s", "b calls/s", "g calls/s", "r/b",
+           "r/b by round", "r/g",
            "r p50us", "p50 r/b", "p99 r/b", "cpu r/b", "allocs",
            "r MB", "g MB"], rows)
 
