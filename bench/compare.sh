@@ -10,7 +10,9 @@
 #      interleaved;
 #   4. 10 000 idle connections with heartbeats (rawrpc);
 #   5. multi-loop scaling: 1 and 2 server loops, with a 20 us handler
-#      (server-bound) and with the plain echo (load-generator-bound).
+#      (server-bound) and with the plain echo (load-generator-bound);
+#   6. user-space instructions per call on each side (callgrind), rawrpc
+#      and baseline, 64 B x 64.
 # bench/summarize.py prints the tables with ratios and writes
 # bench/results/latest.json and the chart bench/results/latest.png.
 # --quick: one short round of a few scenarios (what CI runs).  Only ratios
@@ -180,6 +182,49 @@ for ((r = 1; r <= rounds; r++)); do
         done
     done
 done
+
+# User-space instructions per call, counted by callgrind inside each
+# side's read callback (everything a wake-up does after its epoll_wait):
+# exact where the timings above are noisy, blind to the kernel and to
+# cache misses.  64 B, 1 conn x 64.
+instr_one() { # system side
+    local sys=$1 side=$2 cb cg res calls
+    cg=$(mktemp)
+    case $sys/$side in
+    rawrpc/*) cb=conn_read_cb ;;
+    baseline/server) cb=bconn_read_cb ;;
+    baseline/client) cb=raw_read_cb ;;
+    esac
+    local vg=(valgrind -q --tool=callgrind --callgrind-out-file="$cg"
+              --collect-atstart=no --toggle-collect="$cb")
+    local saved=("${pin_srv[@]}") cli=("${pin_cli[@]}")
+    if [ "$side" = server ]; then
+        pin_srv=("${vg[@]}")
+    else
+        cli=("${vg[@]}")
+    fi
+    server_start "$sys"
+    pin_srv=("${saved[@]}")
+    res=$("${cli[@]}" "$bin/rawrpc-bench" --system "$sys" \
+        --scenario 64B-1x64 --payload 64 --conns 1 --inflight 64 \
+        --duration "$instr_s" --warmup 0 --port "$port" | tail -1)
+    server_stop
+    calls=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["calls"])' "$res")
+    printf '{"system": "%s", "side": "%s", "calls": %s, "instructions": %s}\n' \
+        "$sys" "$side" "$calls" "$(awk '/^totals:/{print $2}' "$cg")"
+    rm -f "$cg"
+}
+
+if command -v valgrind >/dev/null; then
+    echo "== instructions per call (callgrind)" >&2
+    instr_s=$($quick && echo 1 || echo 3)
+    for sys in rawrpc baseline; do
+        for side in server client; do
+            echo "instructions: $sys $side" >&2
+            instr_one "$sys" "$side" >>"$out/instr.jsonl"
+        done
+    done
+fi
 
 mkdir -p bench/results
 python3 bench/summarize.py report "$out" bench/results/latest.json \

@@ -267,12 +267,29 @@ def report(d, out_json, out_png):
               [[f"2 loops / 1 ({w})", fmt(v, ".2f"), "", ""]
                for w, v in scale.items()])
 
+    instr = read_jsonl(os.path.join(d, "instr.jsonl"))
+    for r in instr:
+        r["per_call"] = round(r["instructions"] / r["calls"], 1)
+    if instr:
+        per = {(r["system"], r["side"]): r["per_call"] for r in instr}
+        ratios["instructions"] = {
+            side: ratio(per.get(("rawrpc", side)),
+                        per.get(("baseline", side)))
+            for side in ("server", "client")
+            if per.get(("rawrpc", side)) and per.get(("baseline", side))}
+        table("user-space instructions per call (callgrind, 64 B x 64, "
+              "inside the read callback)",
+              ["system", "side", "calls", "instructions/call"],
+              [[r["system"], r["side"], r["calls"], fmt(r["per_call"], ".0f")]
+               for r in instr])
+
     doc = ([{k: r[k] for k in ["system", "scenario", "payload", "conns",
                                "inflight"] + LOAD_FIELDS} for r in load] +
            [dict(r, kind="churn") for r in churn] +
            [dict(r, kind="idle") for r in idle] +
            [dict(r, kind="loops") for r in loops] +
            [dict(r, kind="syscalls") for r in sysc] +
+           [dict(r, kind="instructions") for r in instr] +
            [{"ratios": ratios}])
     with open(out_json, "w") as f:
         f.write("[\n" + ",\n".join("  " + json.dumps(x) for x in doc) +

@@ -230,7 +230,7 @@ pc_deliver(ch_call *pc)
 {
     rr_channel *ch = pc->ch;
 
-    ev_timer_stop(ch->loop, &pc->timer);
+    rr__timer_stop(ch->loop, &pc->timer);
     rr__call_unlink_child(&pc->child);
     if (pc->prev != NULL)
         pc->prev->next = pc->next;

@@ -28,6 +28,16 @@
 #define RR_CONTAINER_OF(p, type, member)                                       \
     ((type *) (void *) ((char *) (p) -offsetof(type, member)))
 
+// Stops t only when libev holds it (active, or expired and pending): the
+// owners stop a deadline timer on every call, and most calls never
+// started one, so this saves a call into libev per call.
+static inline void
+rr__timer_stop(struct ev_loop *loop, ev_timer *t)
+{
+    if (ev_is_active(t) || ev_is_pending(t))
+        ev_timer_stop(loop, t);
+}
+
 typedef struct rr_conn rr_conn;
 
 typedef struct rr_conn_ops {

@@ -21,6 +21,7 @@ typedef struct rr_idmap {
     rr_idmap_slot *slots; // NULL until the first insert
     size_t cap;           // a power of two
     size_t count;
+    unsigned shift; // 64 - log2(cap): the hash's top bits pick the slot
 } rr_idmap;
 
 void rr__idmap_init(rr_idmap *m);

@@ -377,7 +377,7 @@ call_free(rr_call *call)
         free(call);
         return;
     }
-    ev_timer_stop(srv->loop, &call->deadline);
+    rr__timer_stop(srv->loop, &call->deadline);
     call_unlink(&srv->live, call);
     if (srv->n_pool < CALL_POOL_MAX) {
         call->next = srv->pool;
@@ -438,7 +438,7 @@ call_settle(rr_call *call)
 
     call->responded = true;
     if (call->srv != NULL)
-        ev_timer_stop(call->srv->loop, &call->deadline);
+        rr__timer_stop(call->srv->loop, &call->deadline);
     if (sc == NULL)
         return;
     rr__idmap_del(&sc->calls, call->id);
