@@ -518,11 +518,13 @@ cc_response(ch_conn *cc, const rr_frame *f)
         // Into an arena: no malloc; the blocking API hands the reply to
         // its caller, so that one is malloc'd.
         shared = !pc->keep_reply && !ch->replies_busy;
-        rr_arena *a = shared ? &ch->replies : &pc->arena;
+        ProtobufCAllocator *alloc = pc->keep_reply ? NULL
+                                    : shared       ? &ch->replies.alloc
+                                                   : &pc->arena.alloc;
         ch->replies_busy |= shared;
-        pc->reply = protobuf_c_message_unpack(
-            pc->m->output, pc->keep_reply ? NULL : &a->alloc,
-            rr__frame_payload_len(f), rr__frame_payload(f));
+        pc->reply = protobuf_c_message_unpack(pc->m->output, alloc,
+                                              rr__frame_payload_len(f),
+                                              rr__frame_payload(f));
         if (pc->reply == NULL) {
             snprintf(buf, sizeof(buf), "reply does not parse as %s",
                      pc->m->output->name);

@@ -26,8 +26,6 @@ rr__idmap_fini(rr_idmap *m)
     rr__idmap_init(m);
 }
 
-// Fibonacci hashing: call IDs are sequential, and the multiply spreads
-// them over the table.
 // Fibonacci hashing, taking the product's top bits: call IDs are
 // consecutive, and the top bits spread a window of them evenly over the
 // table.  The low bits, used before, keep consecutive keys on a fixed
