@@ -68,7 +68,7 @@ rr__arena_init(rr_arena *a)
 }
 
 void
-rr__arena_reset(rr_arena *a)
+rr__arena_reset_blocks(rr_arena *a)
 {
     while (a->blocks != NULL) {
         rr_arena_block *b = a->blocks;
@@ -82,8 +82,6 @@ rr__arena_reset(rr_arena *a)
             free(b);
         }
     }
-    a->cur = a->first;
-    a->left = sizeof(a->first);
 }
 
 void

@@ -32,8 +32,18 @@ typedef struct rr_arena {
 void rr__arena_init(rr_arena *a);
 
 // rr__arena_reset releases everything allocated, keeping the inline block
-// and one extra block of at most RR_ARENA_KEEP bytes.
-void rr__arena_reset(rr_arena *a);
+// and one extra block of at most RR_ARENA_KEEP bytes.  Inline for the
+// common case of a call that fit the inline block.
+void rr__arena_reset_blocks(rr_arena *a);
+
+static inline void
+rr__arena_reset(rr_arena *a)
+{
+    if (a->blocks != NULL)
+        rr__arena_reset_blocks(a);
+    a->cur = a->first;
+    a->left = sizeof(a->first);
+}
 
 // rr__arena_fini frees every block; the arena may be initialised again.
 void rr__arena_fini(rr_arena *a);

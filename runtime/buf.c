@@ -54,7 +54,7 @@ buf_grow(rr_buf *b, size_t need)
 }
 
 int
-rr__buf_reserve(rr_buf *b, size_t n, uint8_t **out)
+rr__buf_reserve_slow(rr_buf *b, size_t n, uint8_t **out)
 {
     size_t used = b->len - b->head;
 
@@ -74,12 +74,6 @@ rr__buf_reserve(rr_buf *b, size_t n, uint8_t **out)
     }
     *out = b->data + b->len;
     return RR_OK;
-}
-
-void
-rr__buf_commit(rr_buf *b, size_t n)
-{
-    b->len += n;
 }
 
 int

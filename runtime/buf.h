@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rawrpc/rawrpc.h"
+
 typedef struct rr_buf {
     uint8_t *data; // owned; NULL until the first reserve
     size_t head;   // first unconsumed byte
@@ -34,10 +36,25 @@ void rr__buf_fini(rr_buf *b);
 // it; the bytes count only after rr__buf_commit.  Returns RR_OK,
 // RR_ENOBUFS when the buffer would hold more than its cap (nothing is
 // allocated), or RR_ENOMEM.  Pointers into the buffer are invalidated.
-int rr__buf_reserve(rr_buf *b, size_t n, uint8_t **out);
+// Inline when the tail has room: every frame encoded takes this path.
+int rr__buf_reserve_slow(rr_buf *b, size_t n, uint8_t **out);
+
+static inline int
+rr__buf_reserve(rr_buf *b, size_t n, uint8_t **out)
+{
+    if (b->cap - b->len >= n && n <= b->max - (b->len - b->head)) {
+        *out = b->data + b->len;
+        return RR_OK;
+    }
+    return rr__buf_reserve_slow(b, n, out);
+}
 
 // rr__buf_commit adds n bytes, written after a reserve of at least n.
-void rr__buf_commit(rr_buf *b, size_t n);
+static inline void
+rr__buf_commit(rr_buf *b, size_t n)
+{
+    b->len += n;
+}
 
 // rr__buf_append copies n bytes to the tail.  Errors as rr__buf_reserve.
 int rr__buf_append(rr_buf *b, const void *p, size_t n);

@@ -176,7 +176,8 @@ pc_free(ch_call *pc)
 {
     rr_channel *ch = pc->ch;
 
-    free(pc->message);
+    if (pc->message != NULL)
+        free(pc->message);
     if (pc->reply != NULL && pc->keep_reply)
         protobuf_c_message_free_unpacked(pc->reply, NULL);
     rr__arena_reset(&pc->arena); // an arena reply goes with it
@@ -322,28 +323,20 @@ pc_parent_cancelled(rr__child *child)
 
 // ------------------------------------------------------------- sending
 
-// Frames the call onto cc.  Returns RR_OK, or RR_EAGAIN-like 1 when cc
-// cannot take it now (IDs exhausted), or finishes the call on a hard error.
+// Frames a request with user metadata through protobuf-c.
 static int
-pc_send(ch_conn *cc, ch_call *pc)
+pc_put_meta(ch_conn *cc, ch_call *pc, uint32_t id, uint64_t timeout_us)
 {
-    rr_channel *ch = cc->ch;
     Rawrpc__V1__RequestMeta meta = RAWRPC__V1__REQUEST_META__INIT;
     Rawrpc__V1__MetadataEntry ents[MD_ON_STACK], *ptrs_stack[MD_ON_STACK];
     Rawrpc__V1__MetadataEntry *ents_heap = NULL, **ptrs = ptrs_stack;
     Rawrpc__V1__MetadataEntry *e = ents;
 
-    if (cc->next_id > UINT32_MAX) { // every ID used on this connection
-        cc->retired = true;
-        return 1;
-    }
     if (pc->n_md > MD_ON_STACK) {
         ents_heap = malloc(pc->n_md * (sizeof(Rawrpc__V1__MetadataEntry) +
                                        sizeof(Rawrpc__V1__MetadataEntry *)));
-        if (ents_heap == NULL) {
-            pc_finish(pc, RR_STATUS_RESOURCE_EXHAUSTED, "out of memory", true);
+        if (ents_heap == NULL)
             return RR_ENOMEM;
-        }
         e = ents_heap;
         ptrs = (Rawrpc__V1__MetadataEntry **) (void *) (ents_heap + pc->n_md);
     }
@@ -355,24 +348,42 @@ pc_send(ch_conn *cc, ch_call *pc)
         ptrs[i] = &e[i];
     }
     meta.method = (char *) pc->m->full_name;
+    meta.timeout_us = timeout_us;
     meta.n_metadata = pc->n_md;
     meta.metadata = ptrs;
+    int rv = rr__call_put_raw(&cc->c.out, RR_FRAME_REQUEST, id, &meta.base,
+                              pc->payload, pc->payload_len,
+                              cc->c.peer.max_frame_size);
+    free(ents_heap);
+    return rv;
+}
+
+// Frames the call onto cc.  Returns RR_OK, or RR_EAGAIN-like 1 when cc
+// cannot take it now (IDs exhausted), or finishes the call on a hard error.
+static int
+pc_send(ch_conn *cc, ch_call *pc)
+{
+    rr_channel *ch = cc->ch;
+    uint64_t timeout_us = 0;
+    int rv;
+
+    if (cc->next_id > UINT32_MAX) { // every ID used on this connection
+        cc->retired = true;
+        return 1;
+    }
     if (pc->deadline_at > 0) {
         double left = (pc->deadline_at - ev_now(ch->loop)) * 1e6;
-        meta.timeout_us = left >= 1 ? (uint64_t) left : 1;
+        timeout_us = left >= 1 ? (uint64_t) left : 1;
     }
     uint32_t id = (uint32_t) cc->next_id;
-    int rv;
     if (pc->n_md == 0) { // the common form, without protobuf-c
-        rr_request_head h = {meta.method, strlen(meta.method), meta.timeout_us};
+        const char *name = pc->m->full_name;
+        rr_request_head h = {name, strlen(name), timeout_us};
         rv = rr__request_put(&cc->c.out, id, &h, pc->payload, pc->payload_len,
                              cc->c.peer.max_frame_size);
     } else {
-        rv = rr__call_put_raw(&cc->c.out, RR_FRAME_REQUEST, id, &meta.base,
-                              pc->payload, pc->payload_len,
-                              cc->c.peer.max_frame_size);
+        rv = pc_put_meta(cc, pc, id, timeout_us);
     }
-    free(ents_heap);
     if (rv != RR_OK) {
         char msg[160];
         if (rv == RR_EMSGSIZE)
@@ -613,7 +624,7 @@ cc_on_frame(rr_conn *c, const rr_frame *f)
         cc_response(cc, f);
         if (cc->retired && cc->calls.count == 0)
             cc_retire(cc);
-        else
+        else if (ch->q_head != NULL) // a slot is free: the queue may move
             ch_pump(ch);
         break;
     case RR_FRAME_GOAWAY:
@@ -815,8 +826,14 @@ md_fits(const rr_channel *ch, const rr_call_opts *o)
 static void
 ch_route(rr_channel *ch, ch_call *pc)
 {
+    ch_conn *cc = ch->conn;
+
     switch (ch->state) {
     case CH_READY:
+        // Straight onto the wire when no call waits ahead of it.
+        if (ch->q_head == NULL && cc != NULL && !cc->retired &&
+            cc_has_slot(cc) && pc_send(cc, pc) != 1)
+            break;
         q_push(ch, pc, false);
         ch_pump(ch);
         break;

@@ -159,7 +159,9 @@ rr__conn_queued(rr_conn *c)
 {
     if (c->state == RR_CONN_CLOSED || c->state == RR_CONN_CONNECTING)
         return;
-    if (rr__buf_size(&c->out) > 0)
+    // Checked here: a wake-up queues many frames, and ev_io_start is a
+    // call each time even when the watcher is on.
+    if (rr__buf_size(&c->out) > 0 && !ev_is_active(&c->wio))
         ev_io_start(c->loop, &c->wio);
     if (!conn_write_space(c) && !c->paused) {
         c->paused = true; // the peer is not reading: stop taking requests

@@ -16,46 +16,45 @@ packed_size(const ProtobufCMessage *m)
     return m != NULL ? protobuf_c_message_get_packed_size(m) : 0;
 }
 
-// The metadata of a frame: a message, or bytes encoded already.
-typedef struct meta_src {
-    const ProtobufCMessage *msg;
-    const uint8_t *raw;
-    size_t len;
-} meta_src;
-
-// Frames meta plus a payload given either as a message or as bytes.
+// Reserves a REQUEST or RESPONSE (type) of meta_len + payload_len body
+// bytes and writes its header; *p is where the metadata goes.
 static int
-call_put(rr_buf *b, uint8_t type, uint32_t call_id, const meta_src *meta,
-         const ProtobufCMessage *payload, const uint8_t *raw, size_t raw_len,
-         uint32_t max_body)
+call_start(rr_buf *b, uint8_t type, uint32_t call_id, size_t meta_len,
+           size_t payload_len, uint32_t max_body, uint8_t **p)
 {
-    size_t meta_len = meta->msg != NULL ? packed_size(meta->msg) : meta->len;
-    size_t payload_len = payload != NULL ? packed_size(payload) : raw_len;
-
     if (meta_len > RR_META_MAX || meta_len > max_body ||
         payload_len > max_body - meta_len)
         return RR_EMSGSIZE;
 
-    size_t len = meta_len + payload_len;
     rr_frame f = {
-        .length = (uint32_t) len,
+        .length = (uint32_t) (meta_len + payload_len),
         .type = type,
         .meta_len = (uint16_t) meta_len,
         .call_id = call_id,
     };
+    return rr__frame_start(b, &f, p);
+}
+
+// Frames meta plus a payload given either as a message or as bytes.
+static int
+call_put(rr_buf *b, uint8_t type, uint32_t call_id,
+         const ProtobufCMessage *meta, const ProtobufCMessage *payload,
+         const uint8_t *raw, size_t raw_len, uint32_t max_body)
+{
+    size_t meta_len = packed_size(meta);
+    size_t payload_len = payload != NULL ? packed_size(payload) : raw_len;
     uint8_t *p;
-    int rv = rr__frame_start(b, &f, &p);
+    int rv = call_start(b, type, call_id, meta_len, payload_len, max_body, &p);
+
     if (rv != RR_OK)
         return rv;
-    if (meta->msg != NULL)
-        protobuf_c_message_pack(meta->msg, p);
-    else if (meta_len > 0)
-        memcpy(p, meta->raw, meta_len);
+    if (meta != NULL)
+        protobuf_c_message_pack(meta, p);
     if (payload != NULL)
         protobuf_c_message_pack(payload, p + meta_len);
     else if (raw_len > 0)
         memcpy(p + meta_len, raw, raw_len);
-    rr__buf_commit(b, RR_FRAME_HEADER_SIZE + len);
+    rr__buf_commit(b, RR_FRAME_HEADER_SIZE + meta_len + payload_len);
     return RR_OK;
 }
 
@@ -64,9 +63,7 @@ rr__call_put(rr_buf *b, uint8_t type, uint32_t call_id,
              const ProtobufCMessage *meta, const ProtobufCMessage *payload,
              uint32_t max_body)
 {
-    meta_src m = {.msg = meta};
-
-    return call_put(b, type, call_id, &m, payload, NULL, 0, max_body);
+    return call_put(b, type, call_id, meta, payload, NULL, 0, max_body);
 }
 
 int
@@ -74,16 +71,13 @@ rr__call_put_raw(rr_buf *b, uint8_t type, uint32_t call_id,
                  const ProtobufCMessage *meta, const uint8_t *payload,
                  size_t len, uint32_t max_body)
 {
-    meta_src m = {.msg = meta};
-
-    return call_put(b, type, call_id, &m, NULL, payload, len, max_body);
+    return call_put(b, type, call_id, meta, NULL, payload, len, max_body);
 }
 
 // Protobuf wire tags of RequestMeta's method (field 1, length-delimited)
 // and timeout_us (field 2, varint).
 #define TAG_METHOD  0x0A
 #define TAG_TIMEOUT 0x10
-#define HEAD_MAX    (1 + 10 + 255 + 1 + 10) // what the stack buffer holds
 
 static size_t
 varint_put(uint8_t *p, uint64_t v)
@@ -113,13 +107,20 @@ varint_get(const uint8_t *p, size_t len, size_t max, uint64_t *v)
     return 0;
 }
 
+static size_t
+varint_len(uint64_t v)
+{
+    size_t n = 1;
+
+    for (; v >= 0x80; v >>= 7)
+        n++;
+    return n;
+}
+
 int
 rr__request_put(rr_buf *b, uint32_t call_id, const rr_request_head *h,
                 const uint8_t *payload, size_t len, uint32_t max_body)
 {
-    uint8_t head[HEAD_MAX];
-    size_t n = 0;
-
     if (h->method_len > 255) { // rare: let protobuf-c size it
         Rawrpc__V1__RequestMeta m = RAWRPC__V1__REQUEST_META__INIT;
         char *name = strndup(h->method, h->method_len);
@@ -133,20 +134,32 @@ rr__request_put(rr_buf *b, uint32_t call_id, const rr_request_head *h,
         return rv;
     }
     // Field order and minimal varints, as protobuf-c writes them; proto3
-    // leaves out empty and zero fields.
+    // leaves out empty and zero fields.  Written straight into the output.
+    size_t meta_len = 0;
+    if (h->method_len > 0)
+        meta_len += 1 + varint_len(h->method_len) + h->method_len;
+    if (h->timeout_us > 0)
+        meta_len += 1 + varint_len(h->timeout_us);
+    uint8_t *p;
+    int rv =
+        call_start(b, RR_FRAME_REQUEST, call_id, meta_len, len, max_body, &p);
+    if (rv != RR_OK)
+        return rv;
+    size_t n = 0;
     if (h->method_len > 0) {
-        head[n++] = TAG_METHOD;
-        n += varint_put(head + n, h->method_len);
-        memcpy(head + n, h->method, h->method_len);
+        p[n++] = TAG_METHOD;
+        n += varint_put(p + n, h->method_len);
+        memcpy(p + n, h->method, h->method_len);
         n += h->method_len;
     }
     if (h->timeout_us > 0) {
-        head[n++] = TAG_TIMEOUT;
-        n += varint_put(head + n, h->timeout_us);
+        p[n++] = TAG_TIMEOUT;
+        n += varint_put(p + n, h->timeout_us);
     }
-    meta_src m = {.raw = head, .len = n};
-    return call_put(b, RR_FRAME_REQUEST, call_id, &m, NULL, payload, len,
-                    max_body);
+    if (len > 0)
+        memcpy(p + n, payload, len);
+    rr__buf_commit(b, RR_FRAME_HEADER_SIZE + meta_len + len);
+    return RR_OK;
 }
 
 bool

@@ -122,8 +122,9 @@ struct rr_call {
     uint8_t *t_payload;
     size_t t_len;
     char *t_msg;
-    char peer[80];
-    rr_arena arena; // request and metadata live here
+    const char *peer;   // the connection's name, or peer_copy
+    char peer_copy[80]; // once the call has let go of its connection
+    rr_arena arena;     // request and metadata live here
 };
 
 // ------------------------------------------------------------ busy guard
@@ -353,10 +354,7 @@ call_new(rr_server *srv, rr_sconn *sc, uint32_t id)
     call->children = NULL;
     call->t_payload = NULL;
     call->t_msg = NULL;
-    // Not snprintf: this runs for every call.
-    size_t n = strnlen(sc->c.peer_name, sizeof(call->peer) - 1);
-    memcpy(call->peer, sc->c.peer_name, n);
-    call->peer[n] = '\0';
+    call->peer = sc->c.peer_name; // copied only if the call outlives it
     ev_timer_init(&call->deadline, call_deadline_cb, 0., 0.);
     call_link(&srv->live, call);
     return call;
@@ -370,8 +368,10 @@ call_free(rr_call *call)
     while (call->children != NULL)
         rr__call_unlink_child(call->children);
     rr__arena_reset(&call->arena);
-    free(call->t_payload);
-    free(call->t_msg);
+    if (call->t_payload != NULL) // only replies from other threads
+        free(call->t_payload);
+    if (call->t_msg != NULL)
+        free(call->t_msg);
     if (srv == NULL) {
         rr__arena_fini(&call->arena);
         free(call);
@@ -395,15 +395,19 @@ static void
 sconn_respond(rr_sconn *sc, uint32_t id, rr_status status, const char *msg,
               const ProtobufCMessage *reply, const uint8_t *raw, size_t raw_len)
 {
-    Rawrpc__V1__ResponseMeta meta = RAWRPC__V1__RESPONSE_META__INIT;
+    Rawrpc__V1__ResponseMeta meta;
+    const ProtobufCMessage *mp = NULL; // an OK reply carries no metadata
     char buf[160];
     int rv;
 
     if (sc->c.state == RR_CONN_CLOSED)
         return;
-    meta.status = (uint32_t) status;
-    meta.message = (char *) (msg != NULL ? msg : "");
-    const ProtobufCMessage *mp = status == RR_STATUS_OK ? NULL : &meta.base;
+    if (status != RR_STATUS_OK) {
+        rawrpc__v1__response_meta__init(&meta);
+        meta.status = (uint32_t) status;
+        meta.message = (char *) (msg != NULL ? msg : "");
+        mp = &meta.base;
+    }
     uint32_t max = sc->c.peer.max_frame_size;
     if (raw != NULL || (reply == NULL && status == RR_STATUS_OK))
         rv = rr__call_put_raw(&sc->c.out, RR_FRAME_RESPONSE, id, mp, raw,
@@ -417,6 +421,7 @@ sconn_respond(rr_sconn *sc, uint32_t id, rr_status status, const char *msg,
                  "reply of %zu bytes exceeds the client's %" PRIu32
                  "-byte limit",
                  n, max);
+        rawrpc__v1__response_meta__init(&meta);
         meta.status = RR_STATUS_RESOURCE_EXHAUSTED;
         meta.message = buf;
         rv = rr__call_put(&sc->c.out, RR_FRAME_RESPONSE, id, &meta.base, NULL,
@@ -428,6 +433,18 @@ sconn_respond(rr_sconn *sc, uint32_t id, rr_status status, const char *msg,
         return;
     }
     rr__conn_queued(&sc->c);
+}
+
+// Lets go of the call's connection, which may now be freed before the
+// call is: the peer's name is copied here, not for every call.
+static void
+call_detach(rr_call *call)
+{
+    if (call->sc == NULL)
+        return;
+    snprintf(call->peer_copy, sizeof(call->peer_copy), "%s", call->peer);
+    call->peer = call->peer_copy;
+    call->sc = NULL;
 }
 
 // The call's RESPONSE is settled: it no longer counts against the limit.
@@ -442,8 +459,10 @@ call_settle(rr_call *call)
     if (sc == NULL)
         return;
     rr__idmap_del(&sc->calls, call->id);
-    if (sc->goaway_sent && sc->calls.count == 0)
+    if (sc->goaway_sent && sc->calls.count == 0) {
+        call_detach(call); // finishing may free the connection
         rr__conn_finish(&sc->c);
+    }
 }
 
 // Cancels the call: answers status on its connection (unless gone or
@@ -460,6 +479,7 @@ call_cancel(rr_call *call, rr_status status, const char *msg)
             sconn_respond(call->sc, call->id, status, msg, NULL, NULL, 0);
         call_settle(call);
     }
+    call_detach(call); // answered: it stays only until its handler is done
     while (call->children != NULL) {
         rr__child *ch = call->children;
         rr__call_unlink_child(ch);
@@ -835,7 +855,7 @@ sconn_on_close(rr_conn *c, int err, const char *why)
             c->peer_name, why);
     while ((call = rr__idmap_any(&sc->calls, NULL)) != NULL) {
         rr__idmap_del(&sc->calls, call->id);
-        call->sc = NULL;
+        call_detach(call);
         call_cancel(call, RR_STATUS_UNAVAILABLE, why);
     }
     if (sc->prev != NULL)

@@ -262,6 +262,34 @@ test_rpc_cancel_reaches_handler(void **state)
     assert_true(rr_call_cancelled(fx->held[0]));
 }
 
+// The peer's name is read from the connection while it lives, and kept
+// by a call that outlives it.
+static void
+test_rpc_peer_outlives_connection(void **state)
+{
+    fixture *fx = *state;
+    outcome o;
+    char peer[80];
+
+    fx_call(fx, M_HOLD, "held", NULL, &o);
+    while (fx->n_held == 0 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    snprintf(peer, sizeof(peer), "%s", rr_call_peer(fx->held[0]));
+    assert_int_equal(strncmp(peer, "127.0.0.1:", 10), 0);
+    assert_true(strtol(peer + 10, NULL, 10) > 0);
+    // The client goes; the server cancels the call and frees the
+    // connection while the handler still holds the call.
+    rr_channel_free(fx->ch);
+    fx->ch = NULL;
+    while (fx->cancels == 0 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    assert_int_equal(fx->cancels, 1);
+    assert_string_equal(rr_call_peer(fx->held[0]), peer);
+    assert_int_equal(rr_call_reply(fx->held[0], &fx->held_req[0]->base), RR_OK);
+    fx->held[0] = NULL;
+    assert_int_equal(o.status, RR_STATUS_UNAVAILABLE);
+}
+
 static void
 test_rpc_concurrency_limit_queues_calls(void **state)
 {
@@ -1027,6 +1055,7 @@ main(void)
         T(test_rpc_metadata_reaches_server),
         T(test_rpc_deadline_both_sides),
         T(test_rpc_cancel_reaches_handler),
+        T(test_rpc_peer_outlives_connection),
         T(test_rpc_concurrency_limit_queues_calls),
         T(test_rpc_reply_larger_than_client_limit),
         T(test_rpc_request_larger_than_server_limit),

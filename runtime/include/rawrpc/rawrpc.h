@@ -270,7 +270,8 @@ RR_API const uint8_t *rr_call_metadata(const rr_call *call, const char *key,
 // rr_call_method returns the method being called.
 RR_API const rr_method *rr_call_method(const rr_call *call);
 
-// rr_call_peer returns the client's address, "127.0.0.1:40112".
+// rr_call_peer returns the client's address, "127.0.0.1:40112", valid
+// until the call completes, also after the client has gone.
 RR_API const char *rr_call_peer(const rr_call *call);
 
 // ---------------------------------------------------------------- channel
