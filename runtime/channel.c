@@ -585,13 +585,10 @@ cc_goaway(ch_conn *cc, const rr_frame *f)
     // must not cost four billion steps.  (Without memory for the list, the
     // calls fail with UNAVAILABLE when the connection closes instead.)
     uint32_t *ids = malloc((cc->calls.count + 1) * sizeof(*ids));
-    size_t n = 0;
-    for (size_t i = 0; ids != NULL && i < cc->calls.cap; i++) {
-        uint32_t key = cc->calls.slots[i].key;
-        if (key != 0 && key > g.last_call_id)
-            ids[n++] = key;
-    }
+    size_t n = ids != NULL ? rr__idmap_keys(&cc->calls, ids) : 0;
     for (size_t i = 0; i < n; i++) {
+        if (ids[i] <= g.last_call_id)
+            continue;
         void *v = rr__idmap_del(&cc->calls, ids[i]);
         if (v != ZOMBIE) {
             ch_call *pc = v;

@@ -8,39 +8,75 @@
 
 #include "rawrpc/rawrpc.h"
 
-#define IDMAP_MIN_CAP 16
+#define RING_MIN  16
+#define RING_MAX  ((size_t) 1 << 16) // 1 MiB of slots; past it, overflow
+#define TABLE_MIN 16
 
 void
 rr__idmap_init(rr_idmap *m)
 {
+    m->count = 0;
+    m->ring = NULL;
+    m->ring_cap = 0;
     m->slots = NULL;
     m->cap = 0;
-    m->count = 0;
+    m->n_slots = 0;
     m->shift = 64;
 }
 
 void
 rr__idmap_fini(rr_idmap *m)
 {
+    free(m->ring);
     free(m->slots);
     rr__idmap_init(m);
 }
 
-// Fibonacci hashing, taking the product's top bits: call IDs are
-// consecutive, and the top bits spread a window of them evenly over the
-// table.  The low bits, used before, keep consecutive keys on a fixed
-// stride; at 64 calls in flight that left runs of 8 slots, and deletes
-// were 8 % of the client's instructions per call (docs/PERFORMANCE.md).
+// ------------------------------------------------------------ the ring
+
+// Doubles the ring (or makes the first), keeping it at least twice the
+// entries so that a window of consecutive IDs fits without wrapping onto
+// itself.  Entries keep their slots relative to the larger size: two keys
+// apart in the small ring are apart in the large one.
+static int
+ring_grow(rr_idmap *m)
+{
+    size_t cap = m->ring_cap ? m->ring_cap * 2 : RING_MIN;
+    rr_idmap_slot *ring = calloc(cap, sizeof(*ring));
+
+    if (ring == NULL)
+        return RR_ENOMEM;
+    for (size_t i = 0; i < m->ring_cap; i++) {
+        if (m->ring[i].key != 0)
+            ring[m->ring[i].key & (cap - 1)] = m->ring[i];
+    }
+    free(m->ring);
+    m->ring = ring;
+    m->ring_cap = cap;
+    return RR_OK;
+}
+
+static rr_idmap_slot *
+ring_slot(const rr_idmap *m, uint32_t key)
+{
+    return &m->ring[key & (m->ring_cap - 1)];
+}
+
+// ------------------------------------------------------ the overflow table
+
+// Fibonacci hashing, taking the product's top bits: the keys here are
+// what is left of consecutive windows, and the top bits spread them
+// evenly where the low bits would keep them on a fixed stride.
 static size_t
-idmap_home(const rr_idmap *m, uint32_t key)
+table_home(const rr_idmap *m, uint32_t key)
 {
     return (size_t) (((uint64_t) key * 0x9E3779B97F4A7C15ull) >> m->shift);
 }
 
 static int
-idmap_grow(rr_idmap *m)
+table_grow(rr_idmap *m)
 {
-    size_t cap = m->cap ? m->cap * 2 : IDMAP_MIN_CAP;
+    size_t cap = m->cap ? m->cap * 2 : TABLE_MIN;
     rr_idmap_slot *old = m->slots;
     size_t old_cap = m->cap;
 
@@ -56,7 +92,7 @@ idmap_grow(rr_idmap *m)
     for (size_t i = 0; i < old_cap; i++) {
         if (old[i].key == 0)
             continue;
-        size_t j = idmap_home(m, old[i].key);
+        size_t j = table_home(m, old[i].key);
         while (m->slots[j].key != 0)
             j = (j + 1) & (cap - 1);
         m->slots[j] = old[i];
@@ -65,29 +101,29 @@ idmap_grow(rr_idmap *m)
     return RR_OK;
 }
 
-int
-rr__idmap_put(rr_idmap *m, uint32_t key, void *val)
+static int
+table_put(rr_idmap *m, uint32_t key, void *val)
 {
-    if ((m->count + 1) * 2 > m->cap) { // keep the load at most one half
-        int rv = idmap_grow(m);
+    if ((m->n_slots + 1) * 2 > m->cap) { // keep the load at most one half
+        int rv = table_grow(m);
         if (rv != RR_OK)
             return rv;
     }
-    size_t i = idmap_home(m, key);
+    size_t i = table_home(m, key);
     while (m->slots[i].key != 0)
         i = (i + 1) & (m->cap - 1);
     m->slots[i].key = key;
     m->slots[i].val = val;
-    m->count++;
+    m->n_slots++;
     return RR_OK;
 }
 
 static size_t
-idmap_find(const rr_idmap *m, uint32_t key)
+table_find(const rr_idmap *m, uint32_t key)
 {
-    if (m->cap == 0)
+    if (m->n_slots == 0)
         return SIZE_MAX;
-    for (size_t i = idmap_home(m, key);; i = (i + 1) & (m->cap - 1)) {
+    for (size_t i = table_home(m, key);; i = (i + 1) & (m->cap - 1)) {
         if (m->slots[i].key == key)
             return i;
         if (m->slots[i].key == 0)
@@ -95,27 +131,16 @@ idmap_find(const rr_idmap *m, uint32_t key)
     }
 }
 
-void *
-rr__idmap_get(const rr_idmap *m, uint32_t key)
+static void *
+table_del(rr_idmap *m, size_t i)
 {
-    size_t i = idmap_find(m, key);
-
-    return i == SIZE_MAX ? NULL : m->slots[i].val;
-}
-
-void *
-rr__idmap_del(rr_idmap *m, uint32_t key)
-{
-    size_t i = idmap_find(m, key);
-    if (i == SIZE_MAX)
-        return NULL;
-
     void *val = m->slots[i].val;
     size_t mask = m->cap - 1;
+
     // Backward-shift: pull later entries of the run into the hole when
     // their home is not between the hole and where they sit.
     for (size_t j = (i + 1) & mask; m->slots[j].key != 0; j = (j + 1) & mask) {
-        size_t home = idmap_home(m, m->slots[j].key);
+        size_t home = table_home(m, m->slots[j].key);
         if (((j - home) & mask) >= ((j - i) & mask)) {
             m->slots[i] = m->slots[j];
             i = j;
@@ -123,19 +148,83 @@ rr__idmap_del(rr_idmap *m, uint32_t key)
     }
     m->slots[i].key = 0;
     m->slots[i].val = NULL;
-    m->count--;
+    m->n_slots--;
     return val;
+}
+
+// ------------------------------------------------------------- the map
+
+int
+rr__idmap_put_slow(rr_idmap *m, uint32_t key, void *val)
+{
+    if ((m->count + 1) * 2 > m->ring_cap && m->ring_cap < RING_MAX) {
+        int rv = ring_grow(m);
+        if (rv != RR_OK)
+            return rv;
+    }
+    rr_idmap_slot *s = ring_slot(m, key);
+    if (s->key == 0) {
+        s->key = key;
+        s->val = val;
+    } else {
+        int rv = table_put(m, key, val);
+        if (rv != RR_OK)
+            return rv;
+    }
+    m->count++;
+    return RR_OK;
+}
+
+// The ring missed: key is in the overflow table or nowhere.
+void *
+rr__idmap_get_slow(const rr_idmap *m, uint32_t key)
+{
+    size_t i = table_find(m, key);
+
+    return i == SIZE_MAX ? NULL : m->slots[i].val;
+}
+
+void *
+rr__idmap_del_slow(rr_idmap *m, uint32_t key)
+{
+    size_t i = table_find(m, key);
+
+    if (i == SIZE_MAX)
+        return NULL;
+    m->count--;
+    return table_del(m, i);
 }
 
 void *
 rr__idmap_any(const rr_idmap *m, uint32_t *key)
 {
-    for (size_t i = 0; m->count > 0 && i < m->cap; i++) {
-        if (m->slots[i].key != 0) {
-            if (key != NULL)
-                *key = m->slots[i].key;
-            return m->slots[i].val;
+    const rr_idmap_slot *parts[2] = {m->ring, m->slots};
+    size_t caps[2] = {m->ring_cap, m->cap};
+
+    for (size_t p = 0; m->count > 0 && p < 2; p++) {
+        for (size_t i = 0; i < caps[p]; i++) {
+            if (parts[p][i].key != 0) {
+                if (key != NULL)
+                    *key = parts[p][i].key;
+                return parts[p][i].val;
+            }
         }
     }
     return NULL;
+}
+
+size_t
+rr__idmap_keys(const rr_idmap *m, uint32_t *out)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < m->ring_cap; i++) {
+        if (m->ring[i].key != 0)
+            out[n++] = m->ring[i].key;
+    }
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->slots[i].key != 0)
+            out[n++] = m->slots[i].key;
+    }
+    return n;
 }

@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: MIT
 //
 // test_idmap.c -- call ID -> pointer map, checked against a plain array
-// under heavy insert/delete churn (backward-shift deletion must never lose
-// an entry).
+// under heavy insert/delete churn (random keys collide in the ring, and
+// backward-shift deletion in the overflow table must never lose an
+// entry), and on the call patterns it is built for.
 
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "idmap.h"
@@ -38,75 +40,111 @@ test_idmap_basic(void **state)
     rr__idmap_fini(&m);
 }
 
+// Random puts and deletes of keys k * stride + 1 against a plain array.
 static void
-test_idmap_churn_matches_reference(void **state)
+churn(uint32_t stride)
 {
-    (void) state;
     enum { KEYS = 4096, STEPS = 200000 };
     static char present[KEYS];
     rr_idmap m;
     uint32_t rng = 12345;
 
+    memset(present, 0, sizeof(present));
     rr__idmap_init(&m);
     for (int i = 0; i < STEPS; i++) {
         rng = rng * 1103515245u + 12345u;
-        uint32_t k = 1 + (rng >> 8) % (KEYS - 1);
-        void *val = (void *) (uintptr_t) (k * 8);
+        uint32_t k = (rng >> 8) % KEYS;
+        uint32_t key = k * stride + 1;
+        void *val = (void *) ((uintptr_t) key * 8);
         if (present[k]) {
-            assert_ptr_equal(rr__idmap_del(&m, k), val);
+            assert_ptr_equal(rr__idmap_del(&m, key), val);
             present[k] = 0;
         } else {
-            assert_int_equal(rr__idmap_put(&m, k, val), RR_OK);
+            assert_int_equal(rr__idmap_put(&m, key, val), RR_OK);
             present[k] = 1;
         }
     }
     size_t n = 0;
-    for (uint32_t k = 1; k < KEYS; k++) {
-        void *want = present[k] ? (void *) (uintptr_t) (k * 8) : NULL;
-        assert_ptr_equal(rr__idmap_get(&m, k), want);
+    for (uint32_t k = 0; k < KEYS; k++) {
+        uint32_t key = k * stride + 1;
+        void *want = present[k] ? (void *) ((uintptr_t) key * 8) : NULL;
+        assert_ptr_equal(rr__idmap_get(&m, key), want);
         n += present[k] != 0;
     }
     assert_int_equal(m.count, n);
     rr__idmap_fini(&m);
 }
 
-// The longest run of occupied slots, wrapping: what a miss or a delete
-// may have to scan.
-static size_t
-longest_run(const rr_idmap *m)
+static void
+test_idmap_churn_matches_reference(void **state)
 {
-    size_t best = 0, run = 0;
-
-    for (size_t i = 0; i < 2 * m->cap; i++) {
-        run = m->slots[i & (m->cap - 1)].key != 0 ? run + 1 : 0;
-        best = run > best ? run : best;
-    }
-    return best < m->cap ? best : m->cap;
+    (void) state;
+    churn(1);        // mostly the ring
+    churn(1u << 20); // one ring slot for all: the overflow table
 }
 
 static void
-test_idmap_consecutive_ids_stay_spread(void **state)
+test_idmap_consecutive_ids_stay_in_ring(void **state)
 {
     (void) state;
     rr_idmap m;
     int v;
-    size_t worst = 0;
 
     // A channel's calls in flight: a window of 64 consecutive IDs, the
-    // oldest answered as the next is sent.
+    // oldest answered as the next is sent.  None may spill into the
+    // overflow table, the slow path.
     rr__idmap_init(&m);
     for (uint32_t id = 1; id <= 64; id++)
         assert_int_equal(rr__idmap_put(&m, id, &v), RR_OK);
     for (uint32_t id = 65; id < 20000; id++) {
         assert_ptr_equal(rr__idmap_del(&m, id - 64), &v);
         assert_int_equal(rr__idmap_put(&m, id, &v), RR_OK);
-        size_t run = longest_run(&m);
-        worst = run > worst ? run : worst;
+        assert_int_equal(m.n_slots, 0);
     }
-    // Half full, evenly spread: runs of at most 3 slots.  (The product's
-    // low bits, hashed before, gave runs of 8, and a delete cost three
-    // times the instructions.)
-    assert_true(worst <= 4);
+    assert_int_equal(m.count, 64);
+    assert_int_equal(m.ring_cap, 128);
+    rr__idmap_fini(&m);
+}
+
+static void
+test_idmap_old_call_overflows_and_returns(void **state)
+{
+    (void) state;
+    rr_idmap m;
+    int old, v;
+    uint32_t keys[64];
+
+    // One call outlives thousands of short ones: the window wraps onto
+    // its ring slot, and the newcomer goes to the overflow table.
+    rr__idmap_init(&m);
+    assert_int_equal(rr__idmap_put(&m, 1, &old), RR_OK);
+    uint32_t id = 2;
+    for (; m.n_slots == 0 && id < 100000; id++) {
+        assert_int_equal(rr__idmap_put(&m, id, &v), RR_OK);
+        if (id > 9)
+            assert_ptr_equal(rr__idmap_del(&m, id - 8), &v);
+    }
+    assert_int_equal(m.n_slots, 1);
+    uint32_t spilled = id - 1; // shares key 1's ring slot
+    assert_int_equal(spilled & (m.ring_cap - 1), 1);
+    assert_ptr_equal(rr__idmap_get(&m, 1), &old);
+    assert_ptr_equal(rr__idmap_get(&m, spilled), &v);
+    assert_int_equal(rr__idmap_keys(&m, keys), m.count);
+    size_t seen = 0;
+    for (size_t i = 0; i < m.count; i++)
+        seen += keys[i] == 1 || keys[i] == spilled;
+    assert_int_equal(seen, 2);
+    // The old call ends; the spilled one is still found, then removed.
+    assert_ptr_equal(rr__idmap_del(&m, 1), &old);
+    assert_null(rr__idmap_get(&m, 1));
+    assert_ptr_equal(rr__idmap_get(&m, spilled), &v);
+    assert_ptr_equal(rr__idmap_del(&m, spilled), &v);
+    assert_int_equal(m.n_slots, 0);
+    // Draining with any() reaches what is left in the ring.
+    uint32_t key;
+    while (rr__idmap_any(&m, &key) != NULL)
+        assert_ptr_equal(rr__idmap_del(&m, key), &v);
+    assert_int_equal(m.count, 0);
     rr__idmap_fini(&m);
 }
 
@@ -116,7 +154,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_idmap_basic),
         cmocka_unit_test(test_idmap_churn_matches_reference),
-        cmocka_unit_test(test_idmap_consecutive_ids_stay_spread),
+        cmocka_unit_test(test_idmap_consecutive_ids_stay_in_ring),
+        cmocka_unit_test(test_idmap_old_call_overflows_and_returns),
     };
     return cmocka_run_group_tests_name("idmap", tests, NULL, NULL);
 }
