@@ -155,12 +155,10 @@ conn_write_space(const rr_conn *c)
 }
 
 void
-rr__conn_queued(rr_conn *c)
+rr__conn_queued_slow(rr_conn *c)
 {
     if (c->state == RR_CONN_CLOSED || c->state == RR_CONN_CONNECTING)
         return;
-    // Checked here: a wake-up queues many frames, and ev_io_start is a
-    // call each time even when the watcher is on.
     if (rr__buf_size(&c->out) > 0 && !ev_is_active(&c->wio))
         ev_io_start(c->loop, &c->wio);
     if (!conn_write_space(c) && !c->paused) {

@@ -125,8 +125,18 @@ void rr__conn_start(rr_conn *c, struct ev_loop *loop, int fd, bool is_client,
 
 // rr__conn_queued tells the connection new frames are in c->out: they go
 // out in one write at the end of this loop iteration.  Past the high-water
-// mark it stops reading the peer.
-void rr__conn_queued(rr_conn *c);
+// mark it stops reading the peer.  Inline for the frames after the first
+// of a wake-up, which find everything already set.
+void rr__conn_queued_slow(rr_conn *c);
+
+static inline void
+rr__conn_queued(rr_conn *c)
+{
+    if (c->state == RR_CONN_OPEN && ev_is_active(&c->wio) &&
+        (c->cfg.out_high == 0 || rr__buf_size(&c->out) < c->cfg.out_high))
+        return;
+    rr__conn_queued_slow(c);
+}
 
 // rr__conn_fail sends GOAWAY with code and the formatted message (best
 // effort), logs it, and closes with err.
