@@ -409,10 +409,13 @@ pc_send(ch_conn *cc, ch_call *pc)
     return RR_OK;
 }
 
+// Whether cc (the channel's connection, or NULL) takes a call now: not
+// retired, and under the server's concurrency limit.
 static bool
-cc_has_slot(const ch_conn *cc)
+cc_can_send(const ch_conn *cc)
 {
-    return cc->calls.count < cc->c.peer.max_concurrent_calls;
+    return cc != NULL && !cc->retired &&
+           cc->calls.count < cc->c.peer.max_concurrent_calls;
 }
 
 // Sends queued calls while the connection is ready and has room.
@@ -421,8 +424,7 @@ ch_pump(rr_channel *ch)
 {
     ch_conn *cc = ch->conn;
 
-    while (ch->q_head != NULL && ch->state == CH_READY && cc != NULL &&
-           !cc->retired && cc_has_slot(cc)) {
+    while (ch->q_head != NULL && ch->state == CH_READY && cc_can_send(cc)) {
         ch_call *pc = ch->q_head;
         q_remove(ch, pc);
         if (pc_send(cc, pc) == 1) {
@@ -823,13 +825,11 @@ md_fits(const rr_channel *ch, const rr_call_opts *o)
 static void
 ch_route(rr_channel *ch, ch_call *pc)
 {
-    ch_conn *cc = ch->conn;
-
     switch (ch->state) {
     case CH_READY:
         // Straight onto the wire when no call waits ahead of it.
-        if (ch->q_head == NULL && cc != NULL && !cc->retired &&
-            cc_has_slot(cc) && pc_send(cc, pc) != 1)
+        if (ch->q_head == NULL && cc_can_send(ch->conn) &&
+            pc_send(ch->conn, pc) != 1)
             break;
         q_push(ch, pc, false);
         ch_pump(ch);

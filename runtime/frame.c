@@ -3,7 +3,10 @@
 // frame.c -- frame header decode, validation and encode; see frame.h.
 //
 // The per-type rules of section 3 live in one table, so the decoder, the
-// error messages and the spec's table cannot drift apart.
+// error messages and the spec's table cannot drift apart.  The one
+// shortcut, for REQUEST and RESPONSE in rr__frame_decode, restates their
+// row of the table; fuzz_frame holds every header it accepts to
+// rr__frame_check.
 
 #include "frame.h"
 

@@ -56,12 +56,6 @@ ring_grow(rr_idmap *m)
     return RR_OK;
 }
 
-static rr_idmap_slot *
-ring_slot(const rr_idmap *m, uint32_t key)
-{
-    return &m->ring[key & (m->ring_cap - 1)];
-}
-
 // ------------------------------------------------------ the overflow table
 
 // Fibonacci hashing, taking the product's top bits: the keys here are
@@ -162,7 +156,7 @@ rr__idmap_put_slow(rr_idmap *m, uint32_t key, void *val)
         if (rv != RR_OK)
             return rv;
     }
-    rr_idmap_slot *s = ring_slot(m, key);
+    rr_idmap_slot *s = rr__idmap_ring_slot(m, key);
     if (s->key == 0) {
         s->key = key;
         s->val = val;

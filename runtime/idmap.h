@@ -39,6 +39,13 @@ typedef struct rr_idmap {
 void rr__idmap_init(rr_idmap *m);
 void rr__idmap_fini(rr_idmap *m);
 
+// Where key goes in the ring (which must exist).
+static inline rr_idmap_slot *
+rr__idmap_ring_slot(const rr_idmap *m, uint32_t key)
+{
+    return &m->ring[key & (m->ring_cap - 1)];
+}
+
 // The ring's part of put, get and del is inline, below: it runs twice per
 // call on each side.  These take the rest.
 int rr__idmap_put_slow(rr_idmap *m, uint32_t key, void *val);
@@ -51,7 +58,7 @@ rr__idmap_put(rr_idmap *m, uint32_t key, void *val)
 {
     // Room to spare and the key's slot free: nothing else to do.
     if ((m->count + 1) * 2 <= m->ring_cap) {
-        rr_idmap_slot *s = &m->ring[key & (m->ring_cap - 1)];
+        rr_idmap_slot *s = rr__idmap_ring_slot(m, key);
         if (s->key == 0) {
             s->key = key;
             s->val = val;
@@ -68,7 +75,7 @@ rr__idmap_get(const rr_idmap *m, uint32_t key)
 {
     if (m->ring_cap == 0)
         return NULL;
-    const rr_idmap_slot *s = &m->ring[key & (m->ring_cap - 1)];
+    const rr_idmap_slot *s = rr__idmap_ring_slot(m, key);
     return s->key == key ? s->val : rr__idmap_get_slow(m, key);
 }
 
@@ -78,7 +85,7 @@ rr__idmap_del(rr_idmap *m, uint32_t key)
 {
     if (m->ring_cap == 0)
         return NULL;
-    rr_idmap_slot *s = &m->ring[key & (m->ring_cap - 1)];
+    rr_idmap_slot *s = rr__idmap_ring_slot(m, key);
     if (s->key != key)
         return rr__idmap_del_slow(m, key);
     void *val = s->val;
