@@ -24,6 +24,14 @@ struct rr__child {
 void rr__call_link_child(rr_call *parent, rr__child *child);
 
 // rr__call_unlink_child takes child off its parent's list, if on one.
-void rr__call_unlink_child(rr__child *child);
+// Inline for the common case of a call without a parent.
+void rr__call_unlink_child_slow(rr__child *child);
+
+static inline void
+rr__call_unlink_child(rr__child *child)
+{
+    if (child->pprev != NULL)
+        rr__call_unlink_child_slow(child);
+}
 
 #endif // RR_CALL_H

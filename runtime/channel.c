@@ -115,6 +115,8 @@ static char zombie_mark;
 static void ch_destroy(rr_channel *ch);
 static void ch_pump(rr_channel *ch);
 static void ch_connect(rr_channel *ch);
+static void pc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void pc_parent_cancelled(rr__child *child);
 
 static void
 ch_enter(rr_channel *ch)
@@ -182,22 +184,15 @@ pc_free(ch_call *pc)
         protobuf_c_message_free_unpacked(pc->reply, NULL);
     rr__arena_reset(&pc->arena); // an arena reply goes with it
     if (!ch->freed && ch->n_pool < CALL_POOL_MAX) {
-        uint8_t *payload = pc->payload;
-        size_t cap = pc->payload_cap;
-        // What ch_call_start does not set must start empty; field by
+        // The outcome must start empty.  A finished call is off the queue
+        // and the wire, its timer stopped and its parent link undone, as
+        // pc_alloc made them; ch_call_start sets the rest.  Field by
         // field, because a memset of the whole head showed in profiles.
         pc->prev = NULL;
-        pc->queued = false;
-        pc->cc = NULL;
-        pc->child = (rr__child){0};
-        pc->md = NULL;
-        pc->n_md = 0;
         pc->done = false;
         pc->status = RR_STATUS_OK;
         pc->message = NULL;
         pc->reply = NULL;
-        pc->payload = payload;
-        pc->payload_cap = cap;
         pc->qnext = ch->pool;
         ch->pool = pc;
         ch->n_pool++;
@@ -217,6 +212,8 @@ pc_alloc(rr_channel *ch)
         if ((pc = calloc(1, sizeof(*pc))) == NULL)
             return NULL;
         rr__arena_init(&pc->arena);
+        ev_timer_init(&pc->timer, pc_timer_cb, 0., 0.);
+        pc->child.cancel = pc_parent_cancelled;
         return pc;
     }
     ch->pool = pc->qnext;
@@ -893,8 +890,6 @@ ch_call_start(rr_channel *ch, const rr_method *method,
     pc->keep_reply = keep_reply;
     pc->wait_for_ready = o->wait_for_ready;
     pc->token = ++ch->next_token;
-    pc->child.cancel = pc_parent_cancelled;
-    ev_timer_init(&pc->timer, pc_timer_cb, 0., 0.);
     pc->next = ch->live;
     if (ch->live != NULL)
         ch->live->prev = pc;

@@ -160,16 +160,6 @@ rr__frame_decode(const uint8_t *buf, size_t len, uint32_t max_body,
     return (ssize_t) (RR_FRAME_HEADER_SIZE + (size_t) out->length);
 }
 
-void
-rr__frame_header_put(uint8_t *out, const rr_frame *f)
-{
-    rr__put_be32(out, f->length);
-    out[4] = f->type;
-    out[5] = f->flags;
-    rr__put_be16(out + 6, f->meta_len);
-    rr__put_be32(out + 8, f->call_id);
-}
-
 int
 rr__frame_start(rr_buf *b, const rr_frame *h, uint8_t **body)
 {

@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "byteorder.h"
 
 #define RR_FRAME_HEADER_SIZE  12
 #define RR_PING_SIZE          8
@@ -88,8 +89,17 @@ ssize_t rr__frame_decode(const uint8_t *buf, size_t len, uint32_t max_body,
 int rr__frame_check(const rr_frame *f, uint32_t max_body, char *msg,
                     size_t msgsz);
 
-// rr__frame_header_put writes the 12 header bytes of f to out.
-void rr__frame_header_put(uint8_t *out, const rr_frame *f);
+// rr__frame_header_put writes the 12 header bytes of f to out.  Inline:
+// every REQUEST and RESPONSE goes through it.
+static inline void
+rr__frame_header_put(uint8_t *out, const rr_frame *f)
+{
+    rr__put_be32(out, f->length);
+    out[4] = f->type;
+    out[5] = f->flags;
+    rr__put_be16(out + 6, f->meta_len);
+    rr__put_be32(out + 8, f->call_id);
+}
 
 // rr__frame_start reserves room for a whole frame whose header is h,
 // writes the header and sets *body to where its h->length body bytes go.

@@ -32,7 +32,14 @@ call_start(rr_buf *b, uint8_t type, uint32_t call_id, size_t meta_len,
         .meta_len = (uint16_t) meta_len,
         .call_id = call_id,
     };
-    return rr__frame_start(b, &f, p);
+    // rr__frame_start, inline: the header's fields fold into the stores.
+    uint8_t *h;
+    int rv = rr__buf_reserve(b, RR_FRAME_HEADER_SIZE + (size_t) f.length, &h);
+    if (rv != RR_OK)
+        return rv;
+    rr__frame_header_put(h, &f);
+    *p = h + RR_FRAME_HEADER_SIZE;
+    return RR_OK;
 }
 
 // Frames meta plus a payload given either as a message or as bytes.
@@ -194,6 +201,27 @@ rr__request_head_decode(const uint8_t *p, size_t len, rr_request_head *h)
             return false;
         }
     }
+    return true;
+}
+
+bool
+rr__request_head_match(const uint8_t *p, size_t len, const char *name,
+                       size_t name_len, uint64_t *timeout_us)
+{
+    size_t n = 2 + name_len; // tag, one-byte length, name
+    uint64_t v = 0;
+
+    if (name_len == 0 || name_len >= 0x80 || len < n || p[0] != TAG_METHOD ||
+        p[1] != name_len || memcmp(p + 2, name, name_len) != 0)
+        return false;
+    if (n < len) { // then only the timeout, read as the decoder reads it
+        if (p[n] != TAG_TIMEOUT)
+            return false;
+        size_t k = varint_get(p + n + 1, len - n - 1, 9, &v);
+        if (k == 0 || n + 1 + k != len)
+            return false;
+    }
+    *timeout_us = v;
     return true;
 }
 

@@ -664,10 +664,8 @@ rr__call_link_child(rr_call *parent, rr__child *child)
 }
 
 void
-rr__call_unlink_child(rr__child *child)
+rr__call_unlink_child_slow(rr__child *child)
 {
-    if (child->pprev == NULL)
-        return;
     *child->pprev = child->next;
     if (child->next != NULL)
         child->next->pprev = child->pprev;
@@ -695,13 +693,40 @@ sconn_reject(rr_sconn *sc, uint32_t id, rr_status status, const char *fmt, ...)
     sconn_respond(sc, id, status, msg, NULL, NULL, 0);
 }
 
+// Reads the request's metadata and finds its method: true, with call->m
+// and h set; false after answering the failure.
+static bool
+sconn_method(rr_sconn *sc, rr_call *call, const rr_frame *f, rr_request_head *h)
+{
+    ProtobufCMessage *m;
+
+    if (!rr__request_head_decode(f->body, f->meta_len, h)) {
+        // User metadata, or an unusual encoding: protobuf-c decodes it.
+        if (rr__meta_unpack(&rawrpc__v1__request_meta__descriptor, f,
+                            &call->arena.alloc, &m) != RR_OK) {
+            sconn_reject(sc, f->call_id, RR_STATUS_INVALID_ARGUMENT,
+                         "request metadata does not parse");
+            return false;
+        }
+        call->meta = (Rawrpc__V1__RequestMeta *) m;
+        h->method = call->meta->method;
+        h->method_len = strlen(h->method);
+        h->timeout_us = call->meta->timeout_us;
+    }
+    if ((call->m = method_find(sc->srv, h->method, h->method_len)) == NULL) {
+        sconn_reject(sc, f->call_id, RR_STATUS_UNIMPLEMENTED,
+                     "unknown method %.*s", (int) h->method_len, h->method);
+        return false;
+    }
+    return true;
+}
+
 // Unpacks and checks the request; returns the call to dispatch, or NULL
 // after answering the failure.
 static rr_call *
 sconn_prepare(rr_sconn *sc, const rr_frame *f)
 {
     rr_server *srv = sc->srv;
-    ProtobufCMessage *m;
 
     rr_call *call = call_new(srv, sc, f->call_id);
     if (call == NULL) {
@@ -710,23 +735,16 @@ sconn_prepare(rr_sconn *sc, const rr_frame *f)
         return NULL;
     }
     rr_request_head h;
-    if (!rr__request_head_decode(f->body, f->meta_len, &h)) {
-        // User metadata, or an unusual encoding: protobuf-c decodes it.
-        if (rr__meta_unpack(&rawrpc__v1__request_meta__descriptor, f,
-                            &call->arena.alloc, &m) != RR_OK) {
-            sconn_reject(sc, f->call_id, RR_STATUS_INVALID_ARGUMENT,
-                         "request metadata does not parse");
-            goto fail;
-        }
-        call->meta = (Rawrpc__V1__RequestMeta *) m;
-        h.method = call->meta->method;
-        h.method_len = strlen(h.method);
-        h.timeout_us = call->meta->timeout_us;
+    const srv_method *last = srv->last_method;
+    if (last != NULL && rr__request_head_match(f->body, f->meta_len, last->name,
+                                               last->name_len, &h.timeout_us)) {
+        call->m = last; // the same method again, as most clients call
+    } else if (!sconn_method(sc, call, f, &h)) {
+        goto fail;
     }
-    if ((call->m = method_find(srv, h.method, h.method_len)) == NULL ||
-        (call->m->handler == NULL && call->m->tramp == NULL)) {
+    if (call->m->handler == NULL && call->m->tramp == NULL) {
         sconn_reject(sc, f->call_id, RR_STATUS_UNIMPLEMENTED,
-                     "unknown method %.*s", (int) h.method_len, h.method);
+                     "unknown method %s", call->m->name);
         goto fail;
     }
     if (h.timeout_us > 0) {

@@ -158,6 +158,63 @@ test_rpc_unknown_method_keeps_connection(void **state)
     assert_int_equal(o3.status, RR_STATUS_OK);
 }
 
+// The server tries the method it found last first, by the bytes of its
+// name: neighbours of that name, other methods in between, the same name
+// with user metadata, all in one batch, must each reach their own.
+static void
+test_rpc_methods_interleaved_in_one_batch(void **state)
+{
+    fixture *fx = *state;
+    const rr_metadata md = {"k", (const uint8_t *) "v", 1};
+    const rr_call_opts with_md = {.metadata = &md, .n_metadata = 1};
+    const rr_call_opts with_timeout = {.timeout = 30};
+    const rr_method shorter = {"/rrtest.Test/Ech", &rrtest__echo__descriptor,
+                               &rrtest__echo__descriptor};
+    const rr_method longer = {"/rrtest.Test/Echoo", &rrtest__echo__descriptor,
+                              &rrtest__echo__descriptor};
+    const struct {
+        const rr_method *m;
+        const char *text;
+        const rr_call_opts *opts;
+        rr_status status;
+        const char *want; // the reply's text, or the status message
+    } calls[] = {
+        {&test_methods[M_ECHO], "a", NULL, RR_STATUS_OK, "a"},
+        {&test_methods[M_ECHO], "b", &with_timeout, RR_STATUS_OK, "b"},
+        {&shorter, "", NULL, RR_STATUS_UNIMPLEMENTED,
+         "unknown method /rrtest.Test/Ech"},
+        {&longer, "", NULL, RR_STATUS_UNIMPLEMENTED,
+         "unknown method /rrtest.Test/Echoo"},
+        {&test_methods[M_FAIL], "k", NULL, RR_STATUS_NOT_FOUND, "no such key"},
+        {&test_methods[M_UNSET], "x", NULL, RR_STATUS_UNIMPLEMENTED,
+         "unknown method /rrtest.Test/Unset"},
+        {&test_methods[M_UNSET], "x", NULL, RR_STATUS_UNIMPLEMENTED,
+         "unknown method /rrtest.Test/Unset"},
+        {&test_methods[M_META], "k", NULL, RR_STATUS_OK, "(absent)"},
+        {&test_methods[M_META], "k", &with_md, RR_STATUS_OK, "v"},
+        {&test_methods[M_ECHO], "c", NULL, RR_STATUS_OK, "c"},
+    };
+    enum { N = sizeof(calls) / sizeof(calls[0]) };
+    Rrtest__Echo req[N];
+    outcome o[N];
+
+    memset(o, 0, sizeof(o));
+    for (size_t i = 0; i < N; i++) {
+        rrtest__echo__init(&req[i]);
+        req[i].text = (char *) calls[i].text;
+        assert_int_equal(rr_channel_call(fx->ch, calls[i].m, &req[i].base,
+                                         calls[i].opts, result_cb, &o[i], NULL),
+                         RR_OK);
+    }
+    for (size_t i = 0; i < N; i++) {
+        fx_wait(fx, &o[i]);
+        assert_int_equal(o[i].status, calls[i].status);
+        assert_string_equal(calls[i].status == RR_STATUS_OK ? o[i].text
+                                                            : o[i].message,
+                            calls[i].want);
+    }
+}
+
 static void
 test_rpc_bad_arguments_never_call_back(void **state)
 {
@@ -1051,6 +1108,7 @@ main(void)
         T(test_rpc_thousand_calls_out_of_order),
         T(test_rpc_error_status_and_message),
         T(test_rpc_unknown_method_keeps_connection),
+        T(test_rpc_methods_interleaved_in_one_batch),
         T(test_rpc_bad_arguments_never_call_back),
         T(test_rpc_metadata_reaches_server),
         T(test_rpc_deadline_both_sides),
