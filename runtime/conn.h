@@ -116,9 +116,11 @@ struct rr_conn {
     char peer_name[80]; // "127.0.0.1:40112", for logs and calls
 };
 
-// rr__conn_start takes over fd (a connected or connecting socket; it is
-// made non-blocking here), queues the preface and SETTINGS and starts the
-// watchers.  connecting: fd's non-blocking connect is in progress.
+// rr__conn_start takes over fd (a connected or connecting socket, opened
+// non-blocking and close-on-exec), sends the preface and SETTINGS (or
+// queues them while connecting) and starts the watchers.  connecting:
+// fd's non-blocking connect is in progress.  A write that fails closes
+// the connection before this returns, as running out of memory does.
 void rr__conn_start(rr_conn *c, struct ev_loop *loop, int fd, bool is_client,
                     bool connecting, const rr_conn_cfg *cfg,
                     const rr_conn_ops *ops, const char *peer_name);

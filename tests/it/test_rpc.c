@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <setjmp.h>
@@ -22,6 +23,7 @@
 #include "channel.h"
 #include "conn.h"
 #include "harness.h"
+#include "preface.h"
 #include "rawrpc/v1/wire.pb-c.h"
 
 static void
@@ -213,6 +215,28 @@ test_rpc_methods_interleaved_in_one_batch(void **state)
                                                             : o[i].message,
                             calls[i].want);
     }
+}
+
+// The server sends its preface and SETTINGS from the accept itself, not
+// from a write watcher a wake-up later: one loop iteration, and the bytes
+// are on their way.  (The poll only bounds a failure; the loop is not run
+// while it waits, so only bytes already sent can arrive.)
+static void
+test_rpc_preface_goes_out_at_accept(void **state)
+{
+    fixture *fx = *state;
+    rawpeer p;
+    uint8_t buf[64];
+
+    rawpeer_connect(&p, fx);
+    ev_io_stop(fx->loop, &p.io); // read here, not by the loop
+    ev_run(fx->loop, EVRUN_ONCE);
+    struct pollfd pfd = {.fd = p.fd, .events = POLLIN};
+    assert_int_equal(poll(&pfd, 1, 5000), 1);
+    ssize_t n = recv(p.fd, buf, sizeof(buf), MSG_DONTWAIT);
+    assert_true(n >= (ssize_t) RR_PREFACE_SIZE);
+    assert_memory_equal(buf, "\x89RRPC\r\n\x1a", 8);
+    rawpeer_close(&p);
 }
 
 static void
@@ -1109,6 +1133,7 @@ main(void)
         T(test_rpc_error_status_and_message),
         T(test_rpc_unknown_method_keeps_connection),
         T(test_rpc_methods_interleaved_in_one_batch),
+        T(test_rpc_preface_goes_out_at_accept),
         T(test_rpc_bad_arguments_never_call_back),
         T(test_rpc_metadata_reaches_server),
         T(test_rpc_deadline_both_sides),
