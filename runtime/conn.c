@@ -138,8 +138,7 @@ rr__conn_start(rr_conn *c, struct ev_loop *loop, int fd, bool is_client,
     // a short-lived connection that wake-up and the epoll_ctl calls
     // around it were a tenth of the server's system calls.
     conn_enter(c);
-    if (conn_flush(c) == RR_OK && rr__buf_size(&c->out) > 0)
-        ev_io_start(loop, &c->wio);
+    conn_flush(c);
     conn_leave(c);
 }
 
@@ -215,8 +214,9 @@ conn_shut_if_done(rr_conn *c)
         conn_shut_write(c);
 }
 
-// Writes what is queued, until done or the socket is full.  Returns
-// RR_OK, or an error after closing the connection.
+// Writes what is queued, until done or the socket is full; the write
+// watcher is on exactly while bytes remain.  Returns RR_OK, or an error
+// after closing the connection.
 static int
 conn_flush(rr_conn *c)
 {
@@ -237,8 +237,11 @@ conn_flush(rr_conn *c)
         rr__conn_close(c, RR_ECLOSED, why);
         return RR_ECLOSED;
     }
-    if (rr__buf_size(&c->out) > 0)
-        return RR_OK; // wio stays on
+    if (rr__buf_size(&c->out) > 0) {
+        if (!ev_is_active(&c->wio))
+            ev_io_start(c->loop, &c->wio); // for the rest
+        return RR_OK;
+    }
     ev_io_stop(c->loop, &c->wio);
     if (c->out.cap > KEEP_BUF)
         rr__buf_release(&c->out); // a burst must not pin its memory

@@ -163,14 +163,7 @@ rr__frame_decode(const uint8_t *buf, size_t len, uint32_t max_body,
 int
 rr__frame_start(rr_buf *b, const rr_frame *h, uint8_t **body)
 {
-    uint8_t *p;
-    int rv = rr__buf_reserve(b, RR_FRAME_HEADER_SIZE + (size_t) h->length, &p);
-
-    if (rv != RR_OK)
-        return rv;
-    rr__frame_header_put(p, h);
-    *body = p + RR_FRAME_HEADER_SIZE;
-    return RR_OK;
+    return rr__frame_start_inline(b, h, body);
 }
 
 int

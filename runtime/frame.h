@@ -108,6 +108,21 @@ rr__frame_header_put(uint8_t *out, const rr_frame *f)
 // rr__buf_reserve.
 int rr__frame_start(rr_buf *b, const rr_frame *h, uint8_t **body);
 
+// rr__frame_start_inline is the same, inline, for the REQUEST and
+// RESPONSE encoder, where the header's fields fold into the stores.
+static inline int
+rr__frame_start_inline(rr_buf *b, const rr_frame *h, uint8_t **body)
+{
+    uint8_t *p;
+    int rv = rr__buf_reserve(b, RR_FRAME_HEADER_SIZE + (size_t) h->length, &p);
+
+    if (rv != RR_OK)
+        return rv;
+    rr__frame_header_put(p, h);
+    *body = p + RR_FRAME_HEADER_SIZE;
+    return RR_OK;
+}
+
 // rr__frame_put appends a frame with a raw body of len bytes.  Returns
 // RR_OK, RR_EMSGSIZE if len does not fit the 32-bit length, or the errors
 // of rr__buf_reserve; on error nothing is appended.

@@ -32,14 +32,7 @@ call_start(rr_buf *b, uint8_t type, uint32_t call_id, size_t meta_len,
         .meta_len = (uint16_t) meta_len,
         .call_id = call_id,
     };
-    // rr__frame_start, inline: the header's fields fold into the stores.
-    uint8_t *h;
-    int rv = rr__buf_reserve(b, RR_FRAME_HEADER_SIZE + (size_t) f.length, &h);
-    if (rv != RR_OK)
-        return rv;
-    rr__frame_header_put(h, &f);
-    *p = h + RR_FRAME_HEADER_SIZE;
-    return RR_OK;
+    return rr__frame_start_inline(b, &f, p);
 }
 
 // Frames meta plus a payload given either as a message or as bytes.

@@ -235,7 +235,7 @@ test_rpc_preface_goes_out_at_accept(void **state)
     assert_int_equal(poll(&pfd, 1, 5000), 1);
     ssize_t n = recv(p.fd, buf, sizeof(buf), MSG_DONTWAIT);
     assert_true(n >= (ssize_t) RR_PREFACE_SIZE);
-    assert_memory_equal(buf, "\x89RRPC\r\n\x1a", 8);
+    assert_memory_equal(buf, rr__magic, RR_MAGIC_SIZE);
     rawpeer_close(&p);
 }
 
