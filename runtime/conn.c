@@ -17,12 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "byteorder.h"
 #include "log.h"
 #include "rawrpc/rawrpc.h"
+#include "utf8.h"
 
 #define READ_CHUNK        ((size_t) 64 * 1024)
 #define READS_PER_WAKEUP  2    // then let other connections have the loop
@@ -96,11 +98,16 @@ rr__conn_start(rr_conn *c, struct ev_loop *loop, int fd, bool is_client,
     c->ops = ops;
     c->cfg = *cfg;
     c->fd = fd;
+    c->hup_fd = -1;
     c->is_client = is_client;
     c->state = connecting ? RR_CONN_CONNECTING : RR_CONN_HANDSHAKE;
     c->preface_rx = false;
     c->paused = false;
     c->finish_wanted = false;
+    c->peer_eof = false;
+    c->tx_stuck = false;
+    c->tx_bytes = 0;
+    c->tx_seen = 0;
     c->busy = 0;
     c->goaway_last = 0;
     rr__settings_init(&c->peer);
@@ -168,7 +175,7 @@ rr__conn_queued_slow(rr_conn *c)
         return;
     if (rr__buf_size(&c->out) > 0 && !ev_is_active(&c->wio))
         ev_io_start(c->loop, &c->wio);
-    if (!conn_write_space(c) && !c->paused) {
+    if (!conn_write_space(c) && !c->paused && !c->peer_eof) {
         c->paused = true; // the peer is not reading: stop taking requests
         ev_io_stop(c->loop, &c->rio);
     }
@@ -185,6 +192,9 @@ rr__conn_close(rr_conn *c, int err, const char *why)
     ev_timer_stop(c->loop, &c->timer);
     close(c->fd);
     c->fd = -1;
+    if (c->hup_fd >= 0)
+        close(c->hup_fd);
+    c->hup_fd = -1;
     rr__buf_fini(&c->in);
     rr__buf_fini(&c->out);
     conn_enter(c); // on_close may close again or free owner state
@@ -205,12 +215,17 @@ conn_shut_write(rr_conn *c)
 }
 
 // The one place a graceful end begins: once it was asked for, the
-// connection is open and every queued byte is written.
+// connection is open and every queued byte is written.  A peer that
+// already sent its EOF has nothing more to say: close at once.
 static void
 conn_shut_if_done(rr_conn *c)
 {
-    if (c->finish_wanted && c->state == RR_CONN_OPEN &&
-        rr__buf_size(&c->out) == 0)
+    if (!c->finish_wanted || c->state != RR_CONN_OPEN ||
+        rr__buf_size(&c->out) != 0)
+        return;
+    if (c->peer_eof)
+        rr__conn_close(c, RR_OK, "closed after the peer's EOF");
+    else
         conn_shut_write(c);
 }
 
@@ -225,6 +240,7 @@ conn_flush(rr_conn *c)
                          MSG_NOSIGNAL);
         if (n > 0) {
             rr__buf_consume(&c->out, (size_t) n);
+            c->tx_bytes += (size_t) n;
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -257,6 +273,8 @@ conn_after_write(rr_conn *c)
         return;
     if (c->paused && rr__buf_size(&c->out) <= c->cfg.out_low) {
         c->paused = false;
+        if (c->peer_eof)
+            return; // nothing more to read
         ev_io_start(c->loop, &c->rio);
         ev_feed_event(c->loop, &c->rio, EV_READ); // frames may be buffered
     }
@@ -265,14 +283,18 @@ conn_after_write(rr_conn *c)
 void
 rr__conn_fail(rr_conn *c, uint32_t code, int err, const char *fmt, ...)
 {
-    char why[256];
+    char raw[512], why[256];
     va_list ap;
 
     if (c->state == RR_CONN_CLOSED)
         return;
     va_start(ap, fmt);
-    vsnprintf(why, sizeof(why), fmt, ap);
+    vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
+    // The GOAWAY message is UTF-8 (PROTOCOL.md 9), even where it quotes
+    // bytes the peer sent.
+    rr__utf8_escape(why, sizeof(why), (const uint8_t *) raw, strlen(raw),
+                    false);
     rr__log(RR_LOG_WARN, "%s: closing: %s (%s)", c->peer_name, why,
             rr__goaway_code_name(code));
     if (c->state != RR_CONN_CONNECTING &&
@@ -287,7 +309,9 @@ rr__conn_finish(rr_conn *c)
     if (c->state != RR_CONN_OPEN && c->state != RR_CONN_HANDSHAKE)
         return;
     c->finish_wanted = true;
+    conn_enter(c); // the close it may cause frees c only on our way out
     conn_shut_if_done(c);
+    conn_leave(c);
 }
 
 static void
@@ -443,10 +467,72 @@ conn_need(const rr_conn *c)
 }
 
 static void
+conn_hup_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    rr_conn *c = RR_CONTAINER_OF(w, rr_conn, rio);
+    char why[128];
+
+    conn_enter(c);
+    snprintf(why, sizeof(why), "%s reset the connection after its EOF",
+             c->peer_name);
+    rr__conn_close(c, RR_ECLOSED, why);
+    conn_leave(c);
+}
+
+// An EOF looks the same whether the peer only shut its write side or
+// closed the socket (or died).  A closed peer answers the next segment
+// with a reset, which must end its calls at once; but the socket stays
+// readable (at EOF) for good, so the read watcher would spin.  An epoll
+// set holding the socket with no events wakes only on an error or a
+// hang-up; the read watcher watches that instead.  Without a descriptor
+// to spare, the reset is found by the next write.
+static void
+conn_watch_hangup(rr_conn *c)
+{
+    struct epoll_event ev = {.events = 0};
+    int fd = epoll_create1(EPOLL_CLOEXEC);
+
+    if (fd < 0)
+        return;
+    if (epoll_ctl(fd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+        close(fd);
+        return;
+    }
+    c->hup_fd = fd;
+    ev_io_init(&c->rio, conn_hup_cb, fd, EV_READ);
+    ev_io_start(c->loop, &c->rio);
+}
+
+// The peer half-closed an open connection whose owner takes that (a
+// server: the client may still read its RESPONSEs).  No more reading,
+// and no more PINGs, which the peer could not answer; the timer only
+// watches that output keeps moving.
+static void
+conn_half_closed(rr_conn *c)
+{
+    c->peer_eof = true;
+    ev_io_stop(c->loop, &c->rio);
+    conn_watch_hangup(c);
+    ev_timer_stop(c->loop, &c->timer);
+    if (c->cfg.hb_interval > 0) {
+        c->tx_seen = c->tx_bytes;
+        c->timer.repeat = c->cfg.hb_timeout;
+        ev_timer_again(c->loop, &c->timer);
+    }
+    c->ops->on_eof(c);
+}
+
+static void
 conn_eof(rr_conn *c)
 {
     if (c->state == RR_CONN_FINISHING) {
         rr__conn_close(c, RR_OK, "closed after graceful shutdown");
+        return;
+    }
+    if (c->state == RR_CONN_OPEN && c->ops->on_eof != NULL) {
+        conn_half_closed(c);
         return;
     }
     char why[128];
@@ -707,10 +793,35 @@ conn_heartbeat(rr_conn *c)
                 c->ping_at = now;
                 rr__conn_queued(c);
             }
-            left = c->cfg.hb_timeout;
+            // Look again after the interval, not only at the timeout: an
+            // answer restarts the interval, so the next PING is due one
+            // interval after it (PROTOCOL.md section 8).
+            left = c->cfg.hb_interval < c->cfg.hb_timeout ? c->cfg.hb_interval
+                                                          : c->cfg.hb_timeout;
         }
         c->timer.repeat = left;
     }
+    ev_timer_again(c->loop, &c->timer);
+}
+
+// After the peer's EOF: a peer that stopped reading as well would hold
+// the connection for ever, so output that did not move for a whole tick
+// of the heartbeat timeout closes it.
+static void
+conn_watch_output(rr_conn *c)
+{
+    bool waiting = rr__buf_size(&c->out) > 0 && c->tx_bytes == c->tx_seen;
+
+    if (waiting && c->tx_stuck) {
+        char why[128];
+        snprintf(why, sizeof(why), "%s half-closed and read nothing for %.3f s",
+                 c->peer_name, c->cfg.hb_timeout);
+        rr__conn_close(c, RR_ETIMEDOUT, why);
+        return;
+    }
+    c->tx_stuck = waiting;
+    c->tx_seen = c->tx_bytes;
+    c->timer.repeat = c->cfg.hb_timeout;
     ev_timer_again(c->loop, &c->timer);
 }
 
@@ -732,6 +843,8 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         snprintf(why, sizeof(why), "%s did not close within %.3f s",
                  c->peer_name, c->cfg.handshake_timeout);
         rr__conn_close(c, RR_ETIMEDOUT, why);
+    } else if (c->state == RR_CONN_OPEN && c->peer_eof) {
+        conn_watch_output(c);
     } else if (c->state == RR_CONN_OPEN && c->cfg.hb_interval > 0) {
         conn_heartbeat(c);
     }

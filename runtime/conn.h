@@ -43,6 +43,12 @@ typedef struct rr_conn rr_conn;
 typedef struct rr_conn_ops {
     // The peer's SETTINGS arrived: the connection is open.
     void (*on_open)(rr_conn *c);
+    // The open connection read the peer's EOF: the peer shut its write
+    // side but may still read.  The connection stays open for output,
+    // stops reading and heartbeating, and the owner finishes it with
+    // rr__conn_finish, which then closes once the output is written.
+    // NULL: an EOF closes the connection at once.
+    void (*on_eof)(rr_conn *c);
     // A REQUEST, RESPONSE, CANCEL or GOAWAY (header rules already
     // checked).  The body is valid only during the call.
     void (*on_frame)(rr_conn *c, const rr_frame *f);
@@ -98,20 +104,25 @@ struct rr_conn {
     const rr_conn_ops *ops;
     rr_conn_cfg cfg;
     int fd;
+    int hup_fd; // after a half-close: an epoll set that wakes on a reset
     enum rr_conn_state state;
     bool is_client;
     bool preface_rx;      // the peer's preface has been read
     bool paused;          // reading stopped by the high-water mark
     bool finish_wanted;   // shut the write side once output drains
+    bool peer_eof;        // the peer half-closed (see ops->on_eof)
+    bool tx_stuck;        // after the EOF: output waited a whole tick
     int busy;             // our callbacks on the stack
     rr_settings peer;     // the peer's limits (initial values until known)
     uint32_t goaway_last; // last_call_id for a GOAWAY this side sends
     ev_io rio, wio;
     ev_timer timer;        // connect/handshake, then heartbeat
-    ev_tstamp last_rx;     // when bytes last arrived
+    ev_tstamp last_rx;     // when bytes last arrived, even a partial frame
     ev_tstamp ping_at;     // when the outstanding PING went, 0 if none
     ev_tstamp pings_since; // start of the current PING-flood window
     unsigned pings;        // PINGs received in that window
+    uint64_t tx_bytes;     // written so far
+    uint64_t tx_seen;      // tx_bytes at the last tick after the EOF
     rr_buf in, out;
     char peer_name[80]; // "127.0.0.1:40112", for logs and calls
 };

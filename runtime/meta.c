@@ -218,6 +218,72 @@ rr__request_head_match(const uint8_t *p, size_t len, const char *name,
     return true;
 }
 
+// Skips one field's value of wire type wt at p[0, len); returns the bytes
+// it takes, or 0 when they are cut short or the type is a group.
+static size_t
+field_skip(const uint8_t *p, size_t len, unsigned wt)
+{
+    uint64_t v;
+    size_t n;
+
+    switch (wt) {
+    case 0: // varint
+        return varint_get(p, len, 10, &v);
+    case 1: // 64-bit
+        return len >= 8 ? 8 : 0;
+    case 2: // length-delimited
+        n = varint_get(p, len, 5, &v);
+        return n != 0 && v <= len - n ? n + (size_t) v : 0;
+    case 5: // 32-bit
+        return len >= 4 ? 4 : 0;
+    default:
+        return 0;
+    }
+}
+
+bool
+rr__request_meta_method(const uint8_t *p, size_t len, const char **name,
+                        size_t *name_len)
+{
+    *name = "";
+    *name_len = 0;
+    for (size_t i = 0; i < len;) {
+        uint64_t tag;
+        size_t n = varint_get(p + i, len - i, 5, &tag);
+        if (n == 0)
+            return false;
+        i += n;
+        if (tag == TAG_METHOD) {
+            uint64_t v;
+            size_t k = varint_get(p + i, len - i, 5, &v);
+            if (k == 0 || v > len - i - k)
+                return false;
+            *name = (const char *) p + i + k;
+            *name_len = (size_t) v;
+            i += k + (size_t) v;
+            continue;
+        }
+        size_t skip = field_skip(p + i, len - i, (unsigned) (tag & 7));
+        if (skip == 0)
+            return false;
+        i += skip;
+    }
+    return true;
+}
+
+size_t
+rr__response_message_room(uint32_t status, size_t limit)
+{
+    size_t fixed = 1 + varint_len(status) + 1; // status, the message's tag
+
+    if (limit < fixed + 2)
+        return 0;
+    size_t m = limit - fixed - 1;
+    while (m > 0 && fixed + varint_len(m) + m > limit)
+        m--;
+    return m;
+}
+
 int
 rr__meta_unpack(const ProtobufCMessageDescriptor *d, const rr_frame *f,
                 ProtobufCAllocator *a, ProtobufCMessage **out)

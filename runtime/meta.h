@@ -74,6 +74,20 @@ bool rr__request_head_decode(const uint8_t *p, size_t len, rr_request_head *h);
 bool rr__request_head_match(const uint8_t *p, size_t len, const char *name,
                             size_t name_len, uint64_t *timeout_us);
 
+// rr__request_meta_method finds the method name in a REQUEST's metadata
+// (len bytes at p) as the wire carries it, length included: protobuf-c's
+// unpacked copy ends at the first NUL, so "/a.B/C\0x" would read as
+// "/a.B/C".  The last occurrence wins, as in protobuf.  Returns false when
+// the bytes do not parse as protobuf fields; an absent name is "".
+bool rr__request_meta_method(const uint8_t *p, size_t len, const char **name,
+                             size_t *name_len);
+
+// rr__response_message_room returns how many message bytes a ResponseMeta
+// with a non-OK status and no user metadata can carry within limit
+// bytes (the client's MAX_METADATA_SIZE): 0 when only the status fits, or
+// not even that (the status is then sent alone all the same, section 4).
+size_t rr__response_message_room(uint32_t status, size_t limit);
+
 // The payload of a decoded REQUEST or RESPONSE: the bytes after the
 // metadata.
 static inline const uint8_t *

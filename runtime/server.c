@@ -36,6 +36,7 @@
 #include "rawrpc/rawrpc.h"
 #include "rawrpc/stub.h"
 #include "server.h"
+#include "utf8.h"
 
 #define MAX_LISTENERS      8
 #define ACCEPTS_PER_WAKEUP 64
@@ -99,6 +100,7 @@ struct rr_sconn {
     rr_idmap calls;   // call ID -> rr_call, until its RESPONSE is sent
     uint32_t last_id; // greatest call ID received
     bool goaway_sent;
+    bool peer_done; // the client's GOAWAY or EOF: no more REQUESTs
 };
 
 struct rr_call {
@@ -389,6 +391,27 @@ call_free(rr_call *call)
     }
 }
 
+// Fills meta with a non-OK status and msg as the client may receive it
+// (PROTOCOL.md 5.2): well-formed UTF-8 in text (RR_STATUS_MESSAGE_MAX + 1
+// bytes), at most RR_STATUS_MESSAGE_MAX bytes, and shortened, on a
+// character boundary, to the client's MAX_METADATA_SIZE.  The status
+// itself is sent even when that limit cannot hold it.
+static void
+sconn_status_meta(const rr_sconn *sc, Rawrpc__V1__ResponseMeta *meta,
+                  rr_status status, const char *msg, char *text)
+{
+    size_t len = rr__utf8_escape(text, RR_STATUS_MESSAGE_MAX + 1,
+                                 (const uint8_t *) (msg != NULL ? msg : ""),
+                                 msg != NULL ? strlen(msg) : 0, false);
+    size_t room = rr__response_message_room((uint32_t) status,
+                                            sc->c.peer.max_metadata_size);
+
+    text[rr__utf8_cut(text, len, room)] = '\0';
+    rawrpc__v1__response_meta__init(meta);
+    meta->status = (uint32_t) status;
+    meta->message = text;
+}
+
 // Sends a RESPONSE on sc.  A reply too large for the client becomes
 // RESOURCE_EXHAUSTED; a full output buffer closes the connection.
 static void
@@ -397,15 +420,14 @@ sconn_respond(rr_sconn *sc, uint32_t id, rr_status status, const char *msg,
 {
     Rawrpc__V1__ResponseMeta meta;
     const ProtobufCMessage *mp = NULL; // an OK reply carries no metadata
+    char text[RR_STATUS_MESSAGE_MAX + 1];
     char buf[160];
     int rv;
 
     if (sc->c.state == RR_CONN_CLOSED)
         return;
     if (status != RR_STATUS_OK) {
-        rawrpc__v1__response_meta__init(&meta);
-        meta.status = (uint32_t) status;
-        meta.message = (char *) (msg != NULL ? msg : "");
+        sconn_status_meta(sc, &meta, status, msg, text);
         mp = &meta.base;
     }
     uint32_t max = sc->c.peer.max_frame_size;
@@ -421,9 +443,7 @@ sconn_respond(rr_sconn *sc, uint32_t id, rr_status status, const char *msg,
                  "reply of %zu bytes exceeds the client's %" PRIu32
                  "-byte limit",
                  n, max);
-        rawrpc__v1__response_meta__init(&meta);
-        meta.status = RR_STATUS_RESOURCE_EXHAUSTED;
-        meta.message = buf;
+        sconn_status_meta(sc, &meta, RR_STATUS_RESOURCE_EXHAUSTED, buf, text);
         rv = rr__call_put(&sc->c.out, RR_FRAME_RESPONSE, id, &meta.base, NULL,
                           max);
     }
@@ -459,7 +479,7 @@ call_settle(rr_call *call)
     if (sc == NULL)
         return;
     rr__idmap_del(&sc->calls, call->id);
-    if (sc->goaway_sent && sc->calls.count == 0) {
+    if ((sc->goaway_sent || sc->peer_done) && sc->calls.count == 0) {
         call_detach(call); // finishing may free the connection
         rr__conn_finish(&sc->c);
     }
@@ -630,6 +650,8 @@ rr_call_metadata(const rr_call *call, const char *key, size_t *len)
 {
     if (call->meta == NULL)
         return NULL; // the request carried none
+    if (strncmp(key, "rr-", 3) == 0)
+        return NULL; // reserved for the protocol (PROTOCOL.md 5.2)
     for (size_t i = 0; i < call->meta->n_metadata; i++) {
         const Rawrpc__V1__MetadataEntry *e = call->meta->metadata[i];
         if (strcmp(e->key, key) == 0) {
@@ -682,7 +704,7 @@ static void sconn_reject(rr_sconn *sc, uint32_t id, rr_status status,
 static void
 sconn_reject(rr_sconn *sc, uint32_t id, rr_status status, const char *fmt, ...)
 {
-    char msg[256];
+    char msg[RR_STATUS_MESSAGE_MAX + 1];
     va_list ap;
 
     va_start(ap, fmt);
@@ -691,6 +713,18 @@ sconn_reject(rr_sconn *sc, uint32_t id, rr_status status, const char *fmt, ...)
     rr__log(RR_LOG_DEBUG, "%s: call %" PRIu32 " rejected: %s: %s",
             sc->c.peer_name, id, rr_status_name(status), msg);
     sconn_respond(sc, id, status, msg, NULL, NULL, 0);
+}
+
+// Answers UNIMPLEMENTED for the name a peer sent, quoted as UTF-8 with
+// every control or ill-formed byte escaped, and cut between characters.
+static void
+sconn_reject_method(rr_sconn *sc, uint32_t id, const char *name, size_t len)
+{
+    char quoted[256];
+
+    rr__utf8_escape(quoted, sizeof(quoted), (const uint8_t *) name, len, true);
+    sconn_reject(sc, id, RR_STATUS_UNIMPLEMENTED, "unknown method %s%s", quoted,
+                 strlen(quoted) < len ? "..." : "");
 }
 
 // Reads the request's metadata and finds its method: true, with call->m
@@ -709,13 +743,18 @@ sconn_method(rr_sconn *sc, rr_call *call, const rr_frame *f, rr_request_head *h)
             return false;
         }
         call->meta = (Rawrpc__V1__RequestMeta *) m;
-        h->method = call->meta->method;
-        h->method_len = strlen(h->method);
         h->timeout_us = call->meta->timeout_us;
+        // The name as the wire has it: protobuf-c's copy stops at a NUL,
+        // and "/a.B/C\0anything" must not run /a.B/C.
+        if (!rr__request_meta_method(f->body, f->meta_len, &h->method,
+                                     &h->method_len)) {
+            sconn_reject(sc, f->call_id, RR_STATUS_INVALID_ARGUMENT,
+                         "request metadata does not parse");
+            return false;
+        }
     }
     if ((call->m = method_find(sc->srv, h->method, h->method_len)) == NULL) {
-        sconn_reject(sc, f->call_id, RR_STATUS_UNIMPLEMENTED,
-                     "unknown method %.*s", (int) h->method_len, h->method);
+        sconn_reject_method(sc, f->call_id, h->method, h->method_len);
         return false;
     }
     return true;
@@ -785,6 +824,12 @@ sconn_request(rr_sconn *sc, const rr_frame *f)
         return;
     }
     sc->last_id = f->call_id;
+    if (sc->peer_done) {
+        rr__conn_fail(&sc->c, RR_GOAWAY_PROTOCOL_ERROR, RR_EPROTO,
+                      "REQUEST %" PRIu32 " after the client's GOAWAY",
+                      f->call_id);
+        return;
+    }
     if (sc->goaway_sent)
         return; // crossed our GOAWAY: never executed, never answered
     sc->c.goaway_last = f->call_id;
@@ -821,6 +866,16 @@ sconn_request(rr_sconn *sc, const rr_frame *f)
         call->m->handler(call, call->req, call->m->arg);
 }
 
+// The client sends no more REQUESTs (its GOAWAY, or its EOF): answer
+// what is in flight, then end the connection gracefully.
+static void
+sconn_peer_done(rr_sconn *sc)
+{
+    sc->peer_done = true;
+    if (sc->calls.count == 0)
+        rr__conn_finish(&sc->c);
+}
+
 static void
 sconn_on_frame(rr_conn *c, const rr_frame *f)
 {
@@ -844,7 +899,8 @@ sconn_on_frame(rr_conn *c, const rr_frame *f)
         rr__log(g.code == RR_GOAWAY_NO_ERROR ? RR_LOG_DEBUG : RR_LOG_WARN,
                 "%s: GOAWAY %s: %.*s", c->peer_name,
                 rr__goaway_code_name(g.code), (int) g.message_len, g.message);
-        break; // the client sends no more; its calls finish as usual
+        sconn_peer_done(sc); // its calls finish as usual, then we close
+        break;
     }
     default:
         rr__conn_fail(c, RR_GOAWAY_PROTOCOL_ERROR, RR_EPROTO,
@@ -857,6 +913,29 @@ static void
 sconn_on_open(rr_conn *c)
 {
     (void) c;
+}
+
+// The client shut its write side: it still reads.  Its accepted calls
+// get their RESPONSEs (PROTOCOL.md section 6), after a GOAWAY that tells
+// it which calls those are.
+static void
+sconn_on_eof(rr_conn *c)
+{
+    rr_sconn *sc = RR_CONTAINER_OF(c, rr_sconn, c);
+    rr_server *srv = sc->srv;
+
+    srv_enter(srv);
+    rr__log(RR_LOG_DEBUG, "%s: half-closed with %zu calls in flight",
+            c->peer_name, sc->calls.count);
+    if (!sc->goaway_sent) {
+        sc->goaway_sent = true;
+        c->goaway_last = sc->last_id;
+        if (rr__frame_put_goaway(&c->out, sc->last_id, RR_GOAWAY_NO_ERROR,
+                                 "client closed its side") == RR_OK)
+            rr__conn_queued(c);
+    }
+    sconn_peer_done(sc);
+    srv_leave(srv);
 }
 
 static void srv_check_shutdown_done(rr_server *srv);
@@ -898,6 +977,7 @@ sconn_on_free(rr_conn *c)
 
 static const rr_conn_ops sconn_ops = {
     .on_open = sconn_on_open,
+    .on_eof = sconn_on_eof,
     .on_frame = sconn_on_frame,
     .on_close = sconn_on_close,
     .on_free = sconn_on_free,
@@ -1168,7 +1248,7 @@ srv_grace_cb(struct ev_loop *loop, ev_timer *w, int revents)
         rr_call *call;
         rr__conn_hold(&sc->c); // a failed response may close it
         while ((call = rr__idmap_any(&sc->calls, NULL)) != NULL)
-            call_cancel(call, RR_STATUS_CANCELLED,
+            call_cancel(call, RR_STATUS_UNAVAILABLE,
                         "server shut down: grace period expired");
         rr__conn_finish(&sc->c);
         next = sc->next;

@@ -28,87 +28,6 @@
 #include "preface.h"
 #include "server.h"
 
-// Sends a REQUEST for method m with text, deadline budget timeout_us.
-static void
-raw_request(rawpeer *p, uint32_t id, const char *method, const char *text,
-            uint64_t timeout_us)
-{
-    Rawrpc__V1__RequestMeta meta = RAWRPC__V1__REQUEST_META__INIT;
-    Rrtest__Echo e = RRTEST__ECHO__INIT;
-    char mbuf[64], tbuf[64];
-    rr_buf b;
-
-    snprintf(mbuf, sizeof(mbuf), "%s", method);
-    snprintf(tbuf, sizeof(tbuf), "%s", text);
-    meta.method = mbuf;
-    meta.timeout_us = timeout_us;
-    e.text = tbuf;
-    rr__buf_init(&b, 4096);
-    assert_int_equal(
-        rr__call_put(&b, RR_FRAME_REQUEST, id, &meta.base, &e.base, 1 << 20),
-        RR_OK);
-    rawpeer_send(p, rr__buf_data(&b), rr__buf_size(&b));
-    rr__buf_fini(&b);
-}
-
-// Reads frames until a RESPONSE; returns its status, message in msg.
-static rr_status
-raw_response(rawpeer *p, uint32_t *id, char *msg, size_t msgsz)
-{
-    rr_frame f;
-    ProtobufCMessage *m;
-
-    for (;;) {
-        assert_true(rawpeer_frame(p, &f));
-        if (f.type == RR_FRAME_SETTINGS || f.type == RR_FRAME_PING ||
-            f.type == RR_FRAME_PONG)
-            continue;
-        assert_int_equal(f.type, RR_FRAME_RESPONSE);
-        break;
-    }
-    *id = f.call_id;
-    assert_int_equal(
-        rr__meta_unpack(&rawrpc__v1__response_meta__descriptor, &f, NULL, &m),
-        RR_OK);
-    Rawrpc__V1__ResponseMeta *rm = (Rawrpc__V1__ResponseMeta *) m;
-    rr_status st = (rr_status) rm->status;
-    snprintf(msg, msgsz, "%s", rm->message);
-    protobuf_c_message_free_unpacked(m, NULL);
-    return st;
-}
-
-// Reads frames until a GOAWAY, checks its code and message, then EOF.
-static void
-expect_goaway(rawpeer *p, uint32_t code, const char *msg)
-{
-    rr_frame f;
-    rr_goaway g;
-
-    do {
-        assert_true(rawpeer_frame(p, &f));
-    } while (f.type != RR_FRAME_GOAWAY);
-    rr__goaway_parse(&f, &g);
-    assert_int_equal(g.code, code);
-    if (msg != NULL) {
-        char got[256];
-        snprintf(got, sizeof(got), "%.*s", (int) g.message_len, g.message);
-        assert_string_equal(got, msg);
-    }
-    rawpeer_wait_eof(p);
-}
-
-// A well-behaved client keeps getting answers.
-static void
-expect_service(fixture *fx)
-{
-    outcome o;
-
-    assert_int_equal(fx_call(fx, M_ECHO, "alive", NULL, &o), RR_OK);
-    fx_wait(fx, &o);
-    assert_int_equal(o.status, RR_STATUS_OK);
-    assert_string_equal(o.text, "alive");
-}
-
 static void
 test_faults_garbage_closes_only_the_offender(void **state)
 {
@@ -116,14 +35,15 @@ test_faults_garbage_closes_only_the_offender(void **state)
     rawpeer p;
     const char http[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
-    expect_service(fx);
+    fx_expect_service(fx);
     rawpeer_connect(&p, fx);
     rawpeer_send(&p, http, sizeof(http) - 1);
-    expect_goaway(&p, RR_GOAWAY_BAD_PREFACE,
-                  "peer is not speaking rawrpc: byte 0 is 0x47 where the "
-                  "magic has 0x89 (received \"GET / HT\")");
+    rawpeer_expect_goaway(
+        &p, RR_GOAWAY_BAD_PREFACE,
+        "peer is not speaking rawrpc: byte 0 is 0x47 where the "
+        "magic has 0x89 (received \"GET / HT\")");
     rawpeer_close(&p);
-    expect_service(fx);
+    fx_expect_service(fx);
 }
 
 static void
@@ -136,11 +56,11 @@ test_faults_hostile_length(void **state)
     rawpeer_connect(&p, fx);
     rawpeer_handshake(&p);
     rawpeer_send(&p, huge, sizeof(huge));
-    expect_goaway(&p, RR_GOAWAY_FRAME_TOO_LARGE,
-                  "frame of 4294967295 bytes exceeds the 4194304-byte "
-                  "limit");
+    rawpeer_expect_goaway(&p, RR_GOAWAY_FRAME_TOO_LARGE,
+                          "frame of 4294967295 bytes exceeds the 4194304-byte "
+                          "limit");
     rawpeer_close(&p);
-    expect_service(fx);
+    fx_expect_service(fx);
 }
 
 static void
@@ -156,11 +76,11 @@ test_faults_handshake_timeout(void **state)
     rawpeer_connect(&silent, fx); // connects and says nothing
     rawpeer_connect(&slow, fx);
     rawpeer_send(&slow, rr__magic, 4); // half a preface, then nothing
-    expect_goaway(&silent, RR_GOAWAY_HANDSHAKE_TIMEOUT, NULL);
-    expect_goaway(&slow, RR_GOAWAY_HANDSHAKE_TIMEOUT, NULL);
+    rawpeer_expect_goaway(&silent, RR_GOAWAY_HANDSHAKE_TIMEOUT, NULL);
+    rawpeer_expect_goaway(&slow, RR_GOAWAY_HANDSHAKE_TIMEOUT, NULL);
     rawpeer_close(&silent);
     rawpeer_close(&slow);
-    expect_service(fx);
+    fx_expect_service(fx);
 }
 
 static void
@@ -180,22 +100,22 @@ test_faults_frame_order_rules(void **state)
     rr__frame_put_ping(&b, RR_FRAME_PING, ping);
     rawpeer_send(&p, rr__buf_data(&b), rr__buf_size(&b));
     rr__buf_fini(&b);
-    expect_goaway(&p, RR_GOAWAY_PROTOCOL_ERROR,
-                  "expected SETTINGS as the first frame, got PING");
+    rawpeer_expect_goaway(&p, RR_GOAWAY_PROTOCOL_ERROR,
+                          "expected SETTINGS as the first frame, got PING");
     rawpeer_close(&p);
 
     // A duplicate call ID: the first call is answered, the second is a
     // protocol violation.
     rawpeer_connect(&q, fx);
     rawpeer_handshake(&q);
-    raw_request(&q, 5, "/rrtest.Test/Echo", "one", 0);
-    assert_int_equal(raw_response(&q, &id, msg, sizeof(msg)), RR_STATUS_OK);
+    rawpeer_request(&q, 5, "/rrtest.Test/Echo", "one", 0);
+    assert_int_equal(rawpeer_response(&q, &id, msg, sizeof(msg)), RR_STATUS_OK);
     assert_int_equal(id, 5);
-    raw_request(&q, 5, "/rrtest.Test/Echo", "two", 0);
-    expect_goaway(&q, RR_GOAWAY_PROTOCOL_ERROR,
-                  "call ID 5 is not above the last call ID 5");
+    rawpeer_request(&q, 5, "/rrtest.Test/Echo", "two", 0);
+    rawpeer_expect_goaway(&q, RR_GOAWAY_PROTOCOL_ERROR,
+                          "call ID 5 is not above the last call ID 5");
     rawpeer_close(&q);
-    expect_service(fx);
+    fx_expect_service(fx);
 }
 
 static void
@@ -233,11 +153,11 @@ test_faults_bad_calls_keep_the_connection(void **state)
     rawpeer_send(&p, rr__buf_data(&b), rr__buf_size(&b));
     rr__buf_fini(&b);
 
-    assert_int_equal(raw_response(&p, &id, msg, sizeof(msg)),
+    assert_int_equal(rawpeer_response(&p, &id, msg, sizeof(msg)),
                      RR_STATUS_INVALID_ARGUMENT);
     assert_int_equal(id, 1);
     assert_string_equal(msg, "request does not parse as rrtest.Echo");
-    assert_int_equal(raw_response(&p, &id, msg, sizeof(msg)),
+    assert_int_equal(rawpeer_response(&p, &id, msg, sizeof(msg)),
                      RR_STATUS_UNIMPLEMENTED);
     assert_int_equal(id, 2);
 
@@ -257,17 +177,17 @@ test_faults_bad_calls_keep_the_connection(void **state)
     rr__buf_commit(&b, RR_FRAME_HEADER_SIZE + 9000);
     rawpeer_send(&p, rr__buf_data(&b), rr__buf_size(&b));
     rr__buf_fini(&b);
-    assert_int_equal(raw_response(&p, &id, msg, sizeof(msg)),
+    assert_int_equal(rawpeer_response(&p, &id, msg, sizeof(msg)),
                      RR_STATUS_INVALID_ARGUMENT);
     assert_string_equal(msg, "request metadata does not parse");
-    assert_int_equal(raw_response(&p, &id, msg, sizeof(msg)),
+    assert_int_equal(rawpeer_response(&p, &id, msg, sizeof(msg)),
                      RR_STATUS_RESOURCE_EXHAUSTED);
     assert_string_equal(msg, "request metadata of 9000 bytes exceeds the "
                              "8192-byte limit");
 
     // The connection is still good.
-    raw_request(&p, 10, "/rrtest.Test/Echo", "fine", 0);
-    assert_int_equal(raw_response(&p, &id, msg, sizeof(msg)), RR_STATUS_OK);
+    rawpeer_request(&p, 10, "/rrtest.Test/Echo", "fine", 0);
+    assert_int_equal(rawpeer_response(&p, &id, msg, sizeof(msg)), RR_STATUS_OK);
     assert_int_equal(id, 10);
     rawpeer_close(&p);
 }
@@ -349,7 +269,7 @@ test_faults_split_and_stuck_frames(void **state)
     }
     rr__buf_fini(&b);
     free(big);
-    expect_service(fx);
+    fx_expect_service(fx);
 }
 
 static void
@@ -379,8 +299,8 @@ test_faults_connection_frames(void **state)
         assert_true(rawpeer_frame(&p, &f));
     } while (f.type != RR_FRAME_PONG);
     assert_memory_equal(f.body, ping, RR_PING_SIZE);
-    raw_request(&p, 1, "/rrtest.Test/Echo", "after", 0);
-    assert_int_equal(raw_response(&p, &id, msg, sizeof(msg)), RR_STATUS_OK);
+    rawpeer_request(&p, 1, "/rrtest.Test/Echo", "after", 0);
+    assert_int_equal(rawpeer_response(&p, &id, msg, sizeof(msg)), RR_STATUS_OK);
     rawpeer_close(&p);
 
     // A second SETTINGS is a protocol error.
@@ -392,7 +312,8 @@ test_faults_connection_frames(void **state)
     rr__settings_put(&b, &s);
     rawpeer_send(&q, rr__buf_data(&b), rr__buf_size(&b));
     rr__buf_fini(&b);
-    expect_goaway(&q, RR_GOAWAY_PROTOCOL_ERROR, "a second SETTINGS frame");
+    rawpeer_expect_goaway(&q, RR_GOAWAY_PROTOCOL_ERROR,
+                          "a second SETTINGS frame");
     rawpeer_close(&q);
 }
 
@@ -413,8 +334,8 @@ test_faults_ping_flood(void **state)
     for (int i = 0; i < 100; i++)
         rr__frame_put_ping(&b, RR_FRAME_PING, ping);
     rawpeer_send(&p, rr__buf_data(&b), rr__buf_size(&b));
-    raw_request(&p, 1, "/rrtest.Test/Echo", "still served", 0);
-    assert_int_equal(raw_response(&p, &id, msg, sizeof(msg)), RR_STATUS_OK);
+    rawpeer_request(&p, 1, "/rrtest.Test/Echo", "still served", 0);
+    assert_int_equal(rawpeer_response(&p, &id, msg, sizeof(msg)), RR_STATUS_OK);
     rawpeer_close(&p);
 
     // ... one more within the window is a flood.
@@ -423,10 +344,10 @@ test_faults_ping_flood(void **state)
     rr__frame_put_ping(&b, RR_FRAME_PING, ping);
     rawpeer_send(&q, rr__buf_data(&b), rr__buf_size(&b));
     rr__buf_fini(&b);
-    expect_goaway(&q, RR_GOAWAY_ENHANCE_YOUR_CALM,
-                  "more than 100 PINGs within 10 s");
+    rawpeer_expect_goaway(&q, RR_GOAWAY_ENHANCE_YOUR_CALM,
+                          "more than 100 PINGs within 10 s");
     rawpeer_close(&q);
-    expect_service(fx);
+    fx_expect_service(fx);
 }
 
 static void
@@ -443,10 +364,10 @@ test_faults_too_many_calls_in_flight(void **state)
     assert_int_equal(fx_restart(fx, &so, NULL), 0);
     rawpeer_connect(&p, fx);
     rawpeer_handshake(&p);
-    raw_request(&p, 1, "/rrtest.Test/Hold", "a", 0);
-    raw_request(&p, 2, "/rrtest.Test/Hold", "b", 0);
-    raw_request(&p, 3, "/rrtest.Test/Hold", "c", 0);
-    assert_int_equal(raw_response(&p, &id, msg, sizeof(msg)),
+    rawpeer_request(&p, 1, "/rrtest.Test/Hold", "a", 0);
+    rawpeer_request(&p, 2, "/rrtest.Test/Hold", "b", 0);
+    rawpeer_request(&p, 3, "/rrtest.Test/Hold", "c", 0);
+    assert_int_equal(rawpeer_response(&p, &id, msg, sizeof(msg)),
                      RR_STATUS_RESOURCE_EXHAUSTED);
     assert_int_equal(id, 3);
     assert_string_equal(msg, "2 calls in flight reach the 2-call limit");
@@ -498,8 +419,8 @@ test_faults_expired_before_dispatch(void **state)
     rawpeer_send(&p, rr__buf_data(&b), rr__buf_size(&b));
     rr__buf_fini(&b);
 
-    assert_int_equal(raw_response(&p, &id, msg, sizeof(msg)), RR_STATUS_OK);
-    assert_int_equal(raw_response(&p, &id, msg, sizeof(msg)),
+    assert_int_equal(rawpeer_response(&p, &id, msg, sizeof(msg)), RR_STATUS_OK);
+    assert_int_equal(rawpeer_response(&p, &id, msg, sizeof(msg)),
                      RR_STATUS_DEADLINE_EXCEEDED);
     assert_int_equal(id, 2);
     assert_string_equal(msg, "deadline passed before dispatch");
@@ -686,9 +607,9 @@ test_faults_server_heartbeat_finds_silent_client(void **state)
         assert_true(rawpeer_frame(&p, &f));
     } while (f.type != RR_FRAME_PING);
     // ... and gives up on us when we do not answer.
-    expect_goaway(&p, RR_GOAWAY_HEARTBEAT_TIMEOUT, NULL);
+    rawpeer_expect_goaway(&p, RR_GOAWAY_HEARTBEAT_TIMEOUT, NULL);
     rawpeer_close(&p);
-    expect_service(fx);
+    fx_expect_service(fx);
 }
 
 static void
@@ -808,7 +729,9 @@ test_faults_grace_period_cancels_stragglers(void **state)
     assert_int_equal(rr_server_shutdown(fx->srv, 0.05, shutdown_done, &done),
                      RR_OK);
     fx_wait(fx, &o);
-    assert_int_equal(o.status, RR_STATUS_CANCELLED);
+    // UNAVAILABLE, as gRPC answers at shutdown: CANCELLED is for calls
+    // the client cancelled (PROTOCOL.md 5.3).
+    assert_int_equal(o.status, RR_STATUS_UNAVAILABLE);
     assert_string_equal(o.message, "server shut down: grace period expired");
     assert_int_equal(fx->cancels, 1);
     fx_run_until(fx, &done);
@@ -847,7 +770,7 @@ test_faults_reconnect_with_backoff(void **state)
     co.backoff_jitter = 0.0; // exact delays, to check the sequence
     assert_int_equal(fx_restart(fx, NULL, &co), 0);
     snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned) fx->port);
-    expect_service(fx);
+    fx_expect_service(fx);
 
     // The server goes away; a call waits for it to come back.
     rr_server_free(fx->srv);
@@ -898,7 +821,7 @@ test_faults_slow_reader_is_bounded(void **state)
     ev_io_stop(fx->loop, &p.io); // we stop reading
     rawpeer_handshake(&p);
     for (uint32_t i = 1; i <= N; i++)
-        raw_request(&p, i, "/rrtest.Test/Big", "65536", 0);
+        rawpeer_request(&p, i, "/rrtest.Test/Big", "65536", 0);
     // 300 replies of 64 KiB = 19 MiB: far more than the kernel buffers.
     for (int i = 0; i < 50; i++) {
         fx_run_for(fx, 0.002);
@@ -907,12 +830,13 @@ test_faults_slow_reader_is_bounded(void **state)
     }
     assert_true(peak > 0);
     assert_true(peak <= high + (size_t) 70 * 1024); // one reply past the mark
-    expect_service(fx); // others are served meanwhile
+    fx_expect_service(fx); // others are served meanwhile
 
     // Reading again, every reply arrives.
     ev_io_start(fx->loop, &p.io);
     for (int i = 0; i < N; i++) {
-        assert_int_equal(raw_response(&p, &id, msg, sizeof(msg)), RR_STATUS_OK);
+        assert_int_equal(rawpeer_response(&p, &id, msg, sizeof(msg)),
+                         RR_STATUS_OK);
         assert_int_equal(id, (uint32_t) i + 1);
     }
     rawpeer_close(&p);
@@ -957,7 +881,7 @@ test_faults_descriptor_exhaustion(void **state)
                               .sin_port = htons(fx->port)};
 
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    expect_service(fx);         // the channel's connection exists before
+    fx_expect_service(fx);      // the channel's connection exists before
     for (int i = 0; i < N; i++) // sockets made while descriptors remain
         fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
@@ -988,7 +912,7 @@ test_faults_descriptor_exhaustion(void **state)
         // Each was accepted and closed at once: EOF (or a reset).
         assert_true(recv(fds[i], &c, 1, 0) <= 0);
     }
-    expect_service(fx); // established connections never noticed
+    fx_expect_service(fx); // established connections never noticed
 
     // Descriptors come back: new connections are served again.
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);

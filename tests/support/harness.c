@@ -17,6 +17,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "byteorder.h"
+#include "meta.h"
 #include "preface.h"
 
 const rr_method test_methods[8] = {
@@ -405,4 +407,108 @@ rawpeer_close(rawpeer *p)
     close(p->fd);
     p->fd = -1;
     rr__buf_fini(&p->in);
+}
+
+// Sends a REQUEST for method m with text, deadline budget timeout_us.
+void
+rawpeer_request(rawpeer *p, uint32_t id, const char *method, const char *text,
+                uint64_t timeout_us)
+{
+    Rawrpc__V1__RequestMeta meta = RAWRPC__V1__REQUEST_META__INIT;
+    Rrtest__Echo e = RRTEST__ECHO__INIT;
+    char mbuf[64], tbuf[64];
+    rr_buf b;
+
+    snprintf(mbuf, sizeof(mbuf), "%s", method);
+    snprintf(tbuf, sizeof(tbuf), "%s", text);
+    meta.method = mbuf;
+    meta.timeout_us = timeout_us;
+    e.text = tbuf;
+    rr__buf_init(&b, 4096);
+    assert_int_equal(
+        rr__call_put(&b, RR_FRAME_REQUEST, id, &meta.base, &e.base, 1 << 20),
+        RR_OK);
+    rawpeer_send(p, rr__buf_data(&b), rr__buf_size(&b));
+    rr__buf_fini(&b);
+}
+
+// Reads frames until a RESPONSE; returns its status, message in msg.
+rr_status
+rawpeer_response(rawpeer *p, uint32_t *id, char *msg, size_t msgsz)
+{
+    rr_frame f;
+    ProtobufCMessage *m;
+
+    for (;;) {
+        assert_true(rawpeer_frame(p, &f));
+        if (f.type == RR_FRAME_SETTINGS || f.type == RR_FRAME_PING ||
+            f.type == RR_FRAME_PONG)
+            continue;
+        assert_int_equal(f.type, RR_FRAME_RESPONSE);
+        break;
+    }
+    *id = f.call_id;
+    assert_int_equal(
+        rr__meta_unpack(&rawrpc__v1__response_meta__descriptor, &f, NULL, &m),
+        RR_OK);
+    Rawrpc__V1__ResponseMeta *rm = (Rawrpc__V1__ResponseMeta *) m;
+    rr_status st = (rr_status) rm->status;
+    snprintf(msg, msgsz, "%s", rm->message);
+    protobuf_c_message_free_unpacked(m, NULL);
+    return st;
+}
+
+// Reads frames until a GOAWAY, checks its code and message, then EOF.
+void
+rawpeer_expect_goaway(rawpeer *p, uint32_t code, const char *msg)
+{
+    rr_frame f;
+    rr_goaway g;
+
+    do {
+        assert_true(rawpeer_frame(p, &f));
+    } while (f.type != RR_FRAME_GOAWAY);
+    rr__goaway_parse(&f, &g);
+    assert_int_equal(g.code, code);
+    if (msg != NULL) {
+        char got[256];
+        snprintf(got, sizeof(got), "%.*s", (int) g.message_len, g.message);
+        assert_string_equal(got, msg);
+    }
+    rawpeer_wait_eof(p);
+}
+
+// A well-behaved client keeps getting answers.
+void
+fx_expect_service(fixture *fx)
+{
+    outcome o;
+
+    assert_int_equal(fx_call(fx, M_ECHO, "alive", NULL, &o), RR_OK);
+    fx_wait(fx, &o);
+    assert_int_equal(o.status, RR_STATUS_OK);
+    assert_string_equal(o.text, "alive");
+}
+
+void
+rawpeer_request_meta(rawpeer *p, uint32_t id, const uint8_t *meta,
+                     size_t meta_len, const char *text)
+{
+    Rrtest__Echo e = RRTEST__ECHO__INIT;
+    char tbuf[64];
+    uint8_t hdr[RR_FRAME_HEADER_SIZE], body[128];
+
+    snprintf(tbuf, sizeof(tbuf), "%s", text);
+    e.text = tbuf;
+    size_t n = protobuf_c_message_get_packed_size(&e.base);
+    assert_true(n <= sizeof(body));
+    protobuf_c_message_pack(&e.base, body);
+    rr__put_be32(hdr, (uint32_t) (meta_len + n));
+    hdr[4] = RR_FRAME_REQUEST;
+    hdr[5] = 0;
+    rr__put_be16(hdr + 6, (uint16_t) meta_len);
+    rr__put_be32(hdr + 8, id);
+    rawpeer_send(p, hdr, sizeof(hdr));
+    rawpeer_send(p, meta, meta_len);
+    rawpeer_send(p, body, n);
 }

@@ -108,4 +108,23 @@ bool rawpeer_frame(rawpeer *p, rr_frame *f);
 void rawpeer_wait_eof(rawpeer *p);
 void rawpeer_close(rawpeer *p);
 
+// rawpeer_request sends a REQUEST for method with an Echo of text and a
+// deadline budget of timeout_us (0: none).
+void rawpeer_request(rawpeer *p, uint32_t id, const char *method,
+                     const char *text, uint64_t timeout_us);
+// rawpeer_request_meta sends a REQUEST whose metadata is the meta_len
+// bytes at meta, exactly, and whose payload is an Echo of text.
+void rawpeer_request_meta(rawpeer *p, uint32_t id, const uint8_t *meta,
+                          size_t meta_len, const char *text);
+// rawpeer_response reads frames (skipping SETTINGS, PING and PONG) until
+// a RESPONSE and returns its status; *id and msg get its call ID and
+// message.
+rr_status rawpeer_response(rawpeer *p, uint32_t *id, char *msg, size_t msgsz);
+// rawpeer_expect_goaway reads until a GOAWAY, checks its code and (when
+// not NULL) its message, then waits for EOF.
+void rawpeer_expect_goaway(rawpeer *p, uint32_t code, const char *msg);
+// fx_expect_service makes an Echo call on the fixture's channel and
+// checks it works.
+void fx_expect_service(fixture *fx);
+
 #endif // RR_TEST_HARNESS_H

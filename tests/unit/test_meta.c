@@ -478,6 +478,68 @@ test_meta_unpack_uses_given_allocator(void **state)
     assert_int_equal(c.live, 0);
 }
 
+// The method name as the wire has it, NUL and all; the last one wins;
+// other fields, known or not, are skipped by their wire type.
+static void
+test_meta_request_method_from_the_wire(void **state)
+{
+    (void) state;
+    static const uint8_t nul[] = {0x0A, 5, '/', 'a', 0, 'b', 'c', 0x10, 0x05};
+    static const uint8_t twice[] = {0x0A, 2,    '/', 'a', 0x1A,
+                                    0,    0x0A, 2,   '/', 'b'};
+    static const uint8_t skips[] = {0x21, 1,    2,    3, 4,
+                                    5,    6,    7,    8,    // fixed64
+                                    0x2D, 1,    2,    3, 4, // fixed32
+                                    0x30, 0xFF, 0x01,       // varint
+                                    0x0A, 1,    'm'};
+    static const uint8_t group[] = {0x0B, 0x0C};
+    static const uint8_t cut[] = {0x0A, 5, '/', 'a'};
+    const char *name;
+    size_t len;
+
+    assert_true(rr__request_meta_method(nul, sizeof(nul), &name, &len));
+    assert_int_equal(len, 5);
+    assert_memory_equal(name, "/a\0bc", 5);
+    assert_true(rr__request_meta_method(twice, sizeof(twice), &name, &len));
+    assert_int_equal(len, 2);
+    assert_memory_equal(name, "/b", 2);
+    assert_true(rr__request_meta_method(skips, sizeof(skips), &name, &len));
+    assert_int_equal(len, 1);
+    assert_true(rr__request_meta_method(NULL, 0, &name, &len));
+    assert_int_equal(len, 0);
+    assert_false(rr__request_meta_method(group, sizeof(group), &name, &len));
+    assert_false(rr__request_meta_method(cut, sizeof(cut), &name, &len));
+}
+
+// Room for a message within a client's MAX_METADATA_SIZE, checked against
+// what protobuf-c packs.
+static void
+test_meta_response_message_room(void **state)
+{
+    (void) state;
+    char text[300];
+
+    memset(text, 'x', sizeof(text) - 1);
+    text[sizeof(text) - 1] = '\0';
+    for (uint32_t status = 1; status <= 200; status += 199) {
+        for (size_t limit = 0; limit < 280; limit++) {
+            size_t room = rr__response_message_room(status, limit);
+            Rawrpc__V1__ResponseMeta m = RAWRPC__V1__RESPONSE_META__INIT;
+            m.status = status;
+            m.message = text + sizeof(text) - 1 - room;
+            size_t packed = protobuf_c_message_get_packed_size(&m.base);
+            size_t alone = status < 128 ? 2 : 3;
+            assert_true(packed <= (limit > alone ? limit : alone));
+            // and one byte more would not fit
+            if (room > 0) {
+                m.message--;
+                assert_true(protobuf_c_message_get_packed_size(&m.base) >
+                            limit);
+            }
+        }
+    }
+}
+
 int
 main(void)
 {
@@ -493,6 +555,8 @@ main(void)
         cmocka_unit_test(test_meta_request_head_matches_protobuf_c),
         cmocka_unit_test(test_meta_request_head_declines_the_rest),
         cmocka_unit_test(test_meta_request_head_match),
+        cmocka_unit_test(test_meta_request_method_from_the_wire),
+        cmocka_unit_test(test_meta_response_message_room),
     };
     return cmocka_run_group_tests_name("meta", tests, NULL, NULL);
 }

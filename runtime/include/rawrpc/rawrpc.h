@@ -214,7 +214,8 @@ typedef void (*rr_shutdown_cb)(rr_server *srv, void *arg);
 
 // rr_server_shutdown stops accepting, sends GOAWAY to every connection and
 // lets the calls in flight finish for at most grace seconds (< 0: the
-// option's default); then it cancels what remains.  Each connection is
+// option's default); then it cancels what remains, answering those calls
+// UNAVAILABLE.  Each connection is
 // closed cleanly after its last response.  cb runs once all are closed.
 // Returns RR_OK, or RR_EINVAL if a shutdown is already under way.
 RR_API int rr_server_shutdown(rr_server *srv, double grace, rr_shutdown_cb cb,
@@ -235,7 +236,10 @@ RR_API void rr_server_free(rr_server *srv);
 RR_API int rr_call_reply(rr_call *call, const ProtobufCMessage *reply);
 
 // rr_call_fail completes call with status (not OK) and message (may be
-// NULL).  The call is gone afterwards.
+// NULL).  The call is gone afterwards.  The message is sent as UTF-8:
+// ill-formed bytes escaped as "\xHH", at most 1024 bytes (cut between
+// characters), shortened further or dropped to fit the client's
+// MAX_METADATA_SIZE; the status itself always reaches the client.
 RR_API void rr_call_fail(rr_call *call, rr_status status, const char *message);
 
 // rr_call_reply_from_thread and rr_call_fail_from_thread may be called
@@ -263,7 +267,8 @@ typedef void (*rr_cancel_cb)(rr_call *call, void *arg);
 RR_API void rr_call_on_cancel(rr_call *call, rr_cancel_cb cb, void *arg);
 
 // rr_call_metadata finds the request metadata value of key; returns NULL
-// if absent.  The value lives as long as the call.
+// if absent, and for every key starting with the reserved "rr-".  The
+// value lives as long as the call.
 RR_API const uint8_t *rr_call_metadata(const rr_call *call, const char *key,
                                        size_t *len);
 
