@@ -297,10 +297,15 @@ rr__conn_fail(rr_conn *c, uint32_t code, int err, const char *fmt, ...)
                     false);
     rr__log(RR_LOG_WARN, "%s: closing: %s (%s)", c->peer_name, why,
             rr__goaway_code_name(code));
+    // The flush may meet a reset and close c itself; from outside every
+    // callback of c (a handler replying from a timer) that would free it
+    // under our feet.
+    conn_enter(c);
     if (c->state != RR_CONN_CONNECTING &&
         rr__frame_put_goaway(&c->out, c->goaway_last, code, why) == RR_OK)
         conn_flush(c); // best effort: the peer learns why
     rr__conn_close(c, err, why);
+    conn_leave(c);
 }
 
 void

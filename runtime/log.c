@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -61,6 +62,23 @@ static bool
 log_enabled(rr_log_level level)
 {
     return level >= log_min && level < RR_LOG_OFF;
+}
+
+void
+rr__bug(const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "rawrpc: bug in the program: %s\n", line);
+    if (log_cb != log_default && log_enabled(RR_LOG_ERROR))
+        log_cb(RR_LOG_ERROR, line, log_arg);
+#ifndef NDEBUG
+    abort();
+#endif
 }
 
 void

@@ -12,4 +12,10 @@
 __attribute__((format(printf, 2, 3))) void rr__log(rr_log_level level,
                                                    const char *fmt, ...);
 
+// rr__bug reports a user's misuse of the API that the library can detect
+// (a call completed twice): always on stderr, whatever the log level, and
+// then, unless NDEBUG is defined, abort().  Without abort the caller goes
+// on as if the misuse had not happened, so it never hangs or corrupts.
+__attribute__((format(printf, 1, 2))) void rr__bug(const char *fmt, ...);
+
 #endif // RR_LOG_H

@@ -33,6 +33,7 @@
 #include "log.h"
 #include "loops.h"
 #include "meta.h"
+#include "poison.h"
 #include "rawrpc/rawrpc.h"
 #include "rawrpc/stub.h"
 #include "server.h"
@@ -115,6 +116,7 @@ struct rr_call {
     ev_tstamp deadline_at; // loop time; 0 = none
     atomic_bool cancelled;
     bool responded; // its RESPONSE is sent, or can no longer be
+    bool completed; // by its handler: in the pool, or being freed
     rr_cancel_cb cancel_cb;
     void *cancel_arg;
     rr__child *children;
@@ -330,14 +332,37 @@ call_unlink(rr_call **head, rr_call *c)
 
 static void call_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
+// The pool keeps finished calls for reuse; in ASan builds they are
+// poisoned there, so a completion of a call already completed is caught.
+static void
+pool_put(rr_server *srv, rr_call *call)
+{
+    call->next = srv->pool;
+    srv->pool = call;
+    srv->n_pool++;
+    RR_POISON(call, sizeof(*call));
+}
+
 static rr_call *
-call_new(rr_server *srv, rr_sconn *sc, uint32_t id)
+pool_get(rr_server *srv)
 {
     rr_call *call = srv->pool;
 
     if (call != NULL) {
+        RR_UNPOISON(call, sizeof(*call));
         srv->pool = call->next;
         srv->n_pool--;
+    }
+    return call;
+}
+
+static rr_call *
+call_new(rr_server *srv, rr_sconn *sc, uint32_t id)
+{
+    rr_call *call = pool_get(srv);
+
+    if (call != NULL) {
+        // reused, with its arena
     } else if ((call = malloc(sizeof(*call))) == NULL) {
         return NULL;
     } else {
@@ -352,6 +377,7 @@ call_new(rr_server *srv, rr_sconn *sc, uint32_t id)
     call->deadline_at = 0;
     atomic_init(&call->cancelled, false);
     call->responded = false;
+    call->completed = false;
     call->cancel_cb = NULL;
     call->children = NULL;
     call->t_payload = NULL;
@@ -382,9 +408,7 @@ call_free(rr_call *call)
     rr__timer_stop(srv->loop, &call->deadline);
     call_unlink(&srv->live, call);
     if (srv->n_pool < CALL_POOL_MAX) {
-        call->next = srv->pool;
-        srv->pool = call;
-        srv->n_pool++;
+        pool_put(srv, call);
     } else {
         rr__arena_fini(&call->arena);
         free(call);
@@ -525,11 +549,25 @@ call_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
     srv_leave(srv);
 }
 
+// A call its handler already completed is in the pool (or reused): a
+// second completion must not push it there again, which would hand it to
+// two requests and make the pool a cycle.
+static bool
+call_completable(rr_call *call, const char *fn)
+{
+    if (!call->completed)
+        return true;
+    rr__bug("%s: call to %s completed twice", fn,
+            call->m != NULL ? call->m->name : "?");
+    return false;
+}
+
 // Completes the call with a message reply, raw bytes, or a status.
 static void
 call_complete(rr_call *call, rr_status status, const char *msg,
               const ProtobufCMessage *reply, const uint8_t *raw, size_t raw_len)
 {
+    call->completed = true;
     if (!call->responded && call->sc != NULL) {
         sconn_respond(call->sc, call->id, status, msg, reply, raw, raw_len);
         call_settle(call);
@@ -540,6 +578,8 @@ call_complete(rr_call *call, rr_status status, const char *msg,
 int
 rr_call_reply(rr_call *call, const ProtobufCMessage *reply)
 {
+    if (!call_completable(call, "rr_call_reply"))
+        return RR_EINVAL;
     if (reply == NULL || reply->descriptor != call->m->m.output) {
         rr__log(RR_LOG_ERROR, "%s: reply is not a %s", call->m->name,
                 call->m->m.output->name);
@@ -554,6 +594,8 @@ rr_call_reply(rr_call *call, const ProtobufCMessage *reply)
 void
 rr_call_fail(rr_call *call, rr_status status, const char *message)
 {
+    if (!call_completable(call, "rr_call_fail"))
+        return;
     if (status == RR_STATUS_OK)
         status = RR_STATUS_UNKNOWN; // OK with no reply is not a reply
     call_complete(call, status, message, NULL, NULL, 0);
@@ -1388,11 +1430,10 @@ srv_destroy(rr_server *srv)
     // Calls the handlers still hold outlive us: they free themselves.
     for (rr_call *call = srv->live; call != NULL; call = call->next)
         call->srv = NULL;
-    while (srv->pool != NULL) {
-        rr_call *next = srv->pool->next;
-        rr__arena_fini(&srv->pool->arena);
-        free(srv->pool);
-        srv->pool = next;
+    rr_call *pooled;
+    while ((pooled = pool_get(srv)) != NULL) {
+        rr__arena_fini(&pooled->arena);
+        free(pooled);
     }
     for (size_t i = 0; i < srv->methods_cap; i++)
         free(srv->methods[i].name);

@@ -397,9 +397,14 @@ test_conformance_status_messages_are_utf8(void **state)
     assert_string_equal(r.message, "unknown method /x/\\xff\\xfe");
 
     // 2 + 100 three-byte characters: 302 bytes, over the quote's room.
-    memcpy(name, "/x", 2);
-    for (size_t i = 0; i < 100; i++)
-        memcpy(name + 2 + 3 * i, "\xe2\x82\xac", 3);
+    size_t k = 0;
+    name[k++] = '/';
+    name[k++] = 'x';
+    for (size_t i = 0; i < 100; i++) {
+        name[k++] = (char) 0xE2; // U+20AC, the euro sign
+        name[k++] = (char) 0x82;
+        name[k++] = (char) 0xAC;
+    }
     n = meta_with_name(meta, name, 302, false);
     rawpeer_request_meta(&p, 2, meta, n, "x");
     assert_true(read_reply(&p, &r, NULL));
@@ -543,7 +548,7 @@ test_conformance_client_goaway_finishes_the_connection(void **state)
 {
     fixture *fx = *state;
     rawpeer p;
-    raw_reply r;
+    raw_reply r = {.id = 0};
 
     rawpeer_connect(&p, fx);
     rawpeer_handshake(&p);
