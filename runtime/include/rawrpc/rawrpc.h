@@ -69,11 +69,24 @@ typedef enum rr_err {
     RR_ENOBUFS = -8,   // an output buffer reached its cap
     RR_EPREFACE = -9,  // the peer is not speaking rawrpc
     RR_EVERSION = -10, // the peer's protocol version is not supported
+    RR_EADDRINUSE = -11,    // the address is taken: a server listens there
+    RR_EACCES = -12,        // permission denied (a port, a directory)
+    RR_EMFILE = -13,        // no file descriptor left (RLIMIT_NOFILE)
+    RR_EADDRNOTAVAIL = -14, // the address is not this machine's (or no IPv6)
 } rr_err;
 
 // rr_strerror returns a static English description of err, or of an
 // unknown code "unknown error".  It never returns NULL.
 RR_API const char *rr_strerror(int err);
+
+// rr_last_error returns a sentence on why the last failing rawrpc call of
+// this thread that documents it failed: an address that does not parse
+// (rr_server_listen, rr_channel_new), a bind that fails, rr_server_new
+// out of descriptors or given bad options.  Like errno it is written on
+// failure and never cleared, so read it right after an error return.  ""
+// before any failure.  The text belongs to the thread and stays valid
+// until the thread exits; it never returns NULL.
+RR_API const char *rr_last_error(void);
 
 // ----------------------------------------------------------- status codes
 
