@@ -130,14 +130,15 @@ rr__loops_new(rr__loops **out, struct ev_loop *parent_loop, unsigned n,
     atomic_init(&ls->n_done, 0);
     for (unsigned i = 0; i < n; i++, ls->n++) {
         loop_worker *w = &ls->w[i];
+        int rv = RR_ENOMEM;
         w->ls = ls;
         w->loop = ev_loop_new(EVFLAG_AUTO);
         if (w->loop == NULL ||
-            rr_server_new(&w->srv, w->loop, &child) != RR_OK) {
+            (rv = rr_server_new(&w->srv, w->loop, &child)) != RR_OK) {
             if (w->loop != NULL)
                 ev_loop_destroy(w->loop);
             rr__loops_free(ls);
-            return RR_ENOMEM;
+            return rv; // RR_EMFILE, say, with rr_last_error set
         }
         pthread_mutex_init(&w->mu, NULL);
         ev_async_init(&w->wake, worker_wake_cb);

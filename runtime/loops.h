@@ -22,7 +22,8 @@ typedef struct rr__loops rr__loops;
 
 // rr__loops_new makes n loops with their child servers (not yet running);
 // done(arg) runs on parent_loop once every child finished a shutdown.
-// Returns RR_OK and sets *out, or RR_ENOMEM.
+// Returns RR_OK and sets *out, or RR_ENOMEM / RR_EMFILE (a child server
+// could not be made; rr_last_error says why).
 int rr__loops_new(rr__loops **out, struct ev_loop *parent_loop, unsigned n,
                   const rr_server_opts *opts, void (*done)(void *arg),
                   void *arg);

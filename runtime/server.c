@@ -29,6 +29,7 @@
 #include "arena.h"
 #include "call.h"
 #include "conn.h"
+#include "error.h"
 #include "idmap.h"
 #include "log.h"
 #include "loops.h"
@@ -41,6 +42,8 @@
 #define ACCEPTS_PER_WAKEUP 64
 #define CALL_POOL_MAX      256
 #define LINGER_AFTER_GRACE 2.0 // seconds to wait for peers' EOF
+#define ACCEPT_PAUSE       0.1 // seconds a listener sleeps when accept
+                               // has no descriptor (or memory) to use
 
 typedef struct srv_method {
     char *name; // "/pkg.Service/Method"; NULL = empty slot
@@ -56,7 +59,8 @@ typedef struct rr_sconn rr_sconn;
 
 typedef struct srv_listener {
     ev_io io;
-    int fd;
+    ev_timer pause; // accept failed for want of descriptors: retry then
+    int fd;         // -1 once closed
     rr_server *srv;
     char path[108]; // unix socket to unlink at free, or ""
 } srv_listener;
@@ -924,26 +928,68 @@ srv_conn_cfg(rr_server *srv, rr_conn_cfg *cfg)
     cfg->scratch = srv->scratch;
 }
 
-// EMFILE/ENFILE: accept with the spare descriptor and drop the peer at
-// once, so the listener does not spin (libev's "accept()ing when you
-// can't"), and log at most once a second.
+// The listener sleeps ACCEPT_PAUSE seconds: the kernel reports it
+// readable for as long as peers wait, and accept keeps failing.
 static void
-srv_shed(rr_server *srv, int lfd, int err)
+listener_pause(srv_listener *l)
+{
+    ev_io_stop(l->srv->loop, &l->io);
+    if (!ev_is_active(&l->pause)) {
+        ev_timer_set(&l->pause, ACCEPT_PAUSE, 0.);
+        ev_timer_start(l->srv->loop, &l->pause);
+    }
+}
+
+// The pause is over: get the spare back if it was lost, and accept again
+// (a listener still out of descriptors pauses again at once).
+static void
+srv_pause_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) revents;
+    srv_listener *l = RR_CONTAINER_OF(w, srv_listener, pause);
+    rr_server *srv = l->srv;
+
+    if (srv->spare_fd < 0)
+        srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (l->fd >= 0)
+        ev_io_start(loop, &l->io);
+}
+
+// accept failed with EMFILE/ENFILE (or the kernel's ENOBUFS/ENOMEM):
+// libev's "accept()ing when you can't".  With the spare descriptor the
+// peers waiting now (up to budget) are accepted into it and dropped at
+// once, so they learn at once instead of timing out in the backlog; then,
+// spare or not, the listener pauses, since without descriptors the next
+// accept fails too and a level-triggered watcher would spin at 100 % CPU.
+// Logged at most once a second.
+static void
+srv_shed(rr_server *srv, srv_listener *l, int err, int budget)
 {
     ev_tstamp now = ev_now(srv->loop);
+    bool spare = srv->spare_fd >= 0 && (err == EMFILE || err == ENFILE);
 
     if (now - srv->emfile_logged >= 1.0) {
-        rr__log(RR_LOG_WARN, "accept: %s; shedding new connections",
-                strerror(err));
+        rr__log(RR_LOG_WARN,
+                "accept: %s; %s, accepting again every %g s until "
+                "descriptors are back",
+                strerror(err),
+                spare ? "shedding new connections" : "not accepting",
+                ACCEPT_PAUSE);
         srv->emfile_logged = now;
     }
-    if (srv->spare_fd >= 0) {
+    if (spare) {
         close(srv->spare_fd);
-        int fd = accept(lfd, NULL, NULL);
-        if (fd >= 0)
-            close(fd);
+        for (int i = 0; i < budget; i++) {
+            int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+            if (fd >= 0)
+                close(fd);
+            else if (errno != EINTR && errno != ECONNABORTED)
+                break; // none left, or even the spare's slot is no use
+        }
+        // Lost if its number is taken meanwhile; the pause retries.
         srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     }
+    listener_pause(l);
 }
 
 void
@@ -1002,7 +1048,10 @@ srv_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     rr_server *srv = l->srv;
 
     srv_enter(srv);
-    for (int i = 0; i < ACCEPTS_PER_WAKEUP && !srv->freed; i++) {
+    // An adopted connection's start may shut the server down or free it,
+    // which closes the listener: check before each accept.
+    for (int i = 0; i < ACCEPTS_PER_WAKEUP && !srv->freed && l->fd >= 0;
+         i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
         int fd = accept4(l->fd, (struct sockaddr *) &ss, &len,
@@ -1013,8 +1062,9 @@ srv_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         if (errno == EINTR || errno == ECONNABORTED)
             continue;
-        if (errno == EMFILE || errno == ENFILE)
-            srv_shed(srv, l->fd, errno);
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+            errno == ENOMEM)
+            srv_shed(srv, l, errno, ACCEPTS_PER_WAKEUP - i);
         else if (errno != EAGAIN && errno != EWOULDBLOCK)
             rr__log(RR_LOG_WARN, "accept: %s", strerror(errno));
         break;
@@ -1048,6 +1098,7 @@ listener_open(rr_server *srv, const rr_addr *a, srv_listener *l)
         snprintf(l->path, sizeof(l->path), "%s",
                  ((const struct sockaddr_un *) &a->ss)->sun_path);
     ev_io_init(&l->io, srv_accept_cb, fd, EV_READ);
+    ev_timer_init(&l->pause, srv_pause_cb, ACCEPT_PAUSE, 0.);
     ev_io_start(srv->loop, &l->io);
     return 0;
 }
@@ -1119,7 +1170,9 @@ srv_close_listeners(rr_server *srv)
     for (size_t i = 0; i < srv->n_listeners; i++) {
         srv_listener *l = &srv->listeners[i];
         ev_io_stop(srv->loop, &l->io);
+        ev_timer_stop(srv->loop, &l->pause);
         close(l->fd);
+        l->fd = -1;
         if (l->path[0] != '\0')
             unlink(l->path);
     }
@@ -1240,22 +1293,66 @@ rr_server_opts_init(rr_server_opts *o)
     o->loops = 1;
 }
 
-static bool
+// The first option out of range, or NULL when all are fine.
+static const char *
 opts_valid(const rr_server_opts *o)
 {
-    return o->max_concurrent_calls > 0 &&
-           o->max_frame_size >= RR_MIN_MAX_FRAME_SIZE &&
-           o->max_metadata_size <= RR_META_MAX && o->handshake_timeout > 0 &&
-           o->heartbeat_interval >= 0 && o->heartbeat_timeout > 0 &&
-           o->out_low_water <= o->out_high_water && o->backlog > 0 &&
-           o->loops <= RR_MAX_LOOPS;
+    if (o->max_concurrent_calls == 0)
+        return "max_concurrent_calls is 0";
+    if (o->max_frame_size < RR_MIN_MAX_FRAME_SIZE)
+        return "max_frame_size is below the protocol's minimum";
+    if (o->max_metadata_size > RR_META_MAX)
+        return "max_metadata_size is above the protocol's maximum";
+    if (!(o->handshake_timeout > 0))
+        return "handshake_timeout is not positive";
+    if (!(o->heartbeat_interval >= 0))
+        return "heartbeat_interval is negative";
+    if (!(o->heartbeat_timeout > 0))
+        return "heartbeat_timeout is not positive";
+    if (o->out_low_water > o->out_high_water)
+        return "out_low_water is above out_high_water";
+    if (o->backlog <= 0)
+        return "backlog is not positive";
+    if (o->loops > RR_MAX_LOOPS)
+        return "loops is above RR_MAX_LOOPS";
+    return NULL;
+}
+
+// Opens the spare descriptor (shed with on EMFILE), and makes sure one
+// more is free: ev_async_start may need it for the loop's eventfd, and
+// libev aborts the process when it cannot make one.
+static int
+srv_reserve_fds(rr_server *srv)
+{
+    srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int probe = srv->spare_fd >= 0
+                    ? fcntl(srv->spare_fd, F_DUPFD_CLOEXEC, 0)
+                    : -1;
+    if (probe >= 0) {
+        close(probe);
+        return RR_OK;
+    }
+    int err = errno;
+    if (srv->spare_fd >= 0)
+        close(srv->spare_fd);
+    srv->spare_fd = -1;
+    rr__set_last_error("rr_server_new: no descriptor for the server and "
+                       "its loop: %s",
+                       strerror(err));
+    return rr__err_from_errno(err);
 }
 
 int
 rr_server_new(rr_server **out, struct ev_loop *loop, const rr_server_opts *opts)
 {
-    if (out == NULL || loop == NULL)
+    int rv;
+
+    if (out == NULL || loop == NULL) {
+        rr__set_last_error("rr_server_new: NULL %s",
+                           out == NULL ? "out" : "loop");
         return RR_EINVAL;
+    }
+    *out = NULL;
     rr_server *srv = calloc(1, sizeof(*srv));
     if (srv == NULL)
         return RR_ENOMEM;
@@ -1263,7 +1360,9 @@ rr_server_new(rr_server **out, struct ev_loop *loop, const rr_server_opts *opts)
         srv->opts = *opts;
     else
         rr_server_opts_init(&srv->opts);
-    if (!opts_valid(&srv->opts)) {
+    const char *bad = opts_valid(&srv->opts);
+    if (bad != NULL) {
+        rr__set_last_error("rr_server_new: invalid options: %s", bad);
         free(srv);
         return RR_EINVAL;
     }
@@ -1271,20 +1370,29 @@ rr_server_new(rr_server **out, struct ev_loop *loop, const rr_server_opts *opts)
         free(srv);
         return RR_ENOMEM;
     }
-    if (srv->opts.loops > 1 &&
-        rr__loops_new(&srv->loops, loop, srv->opts.loops - 1, &srv->opts,
-                      srv_loops_done, srv) != RR_OK) {
+    if ((rv = srv_reserve_fds(srv)) != RR_OK) {
         rr__conn_scratch_unref(srv->scratch);
         free(srv);
-        return RR_ENOMEM;
+        return rv;
     }
     srv->loop = loop;
-    srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     srv->emfile_logged = -1e9;
     pthread_mutex_init(&srv->mu, NULL);
+    // Before the extra loops, which take descriptors of their own.
     ev_async_init(&srv->async, srv_async_cb);
     ev_async_start(loop, &srv->async);
     ev_unref(loop); // the hand-off alone must not keep the loop running
+    if (srv->opts.loops > 1 &&
+        (rv = rr__loops_new(&srv->loops, loop, srv->opts.loops - 1,
+                            &srv->opts, srv_loops_done, srv)) != RR_OK) {
+        ev_ref(loop);
+        ev_async_stop(loop, &srv->async);
+        pthread_mutex_destroy(&srv->mu);
+        close(srv->spare_fd);
+        rr__conn_scratch_unref(srv->scratch);
+        free(srv);
+        return rv;
+    }
     ev_timer_init(&srv->grace, srv_grace_cb, 0., 0.);
     ev_timer_init(&srv->linger, srv_linger_cb, 0., 0.);
     *out = srv;
