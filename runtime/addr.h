@@ -14,8 +14,10 @@ typedef struct rr_addr {
 } rr_addr;
 
 // rr__addr_parse fills *out from s.  A host that is not a numeric address
-// is resolved with getaddrinfo, which blocks.  Returns RR_OK or RR_EINVAL
-// (then msg says why).
+// is resolved with getaddrinfo, which blocks.  Returns RR_OK or RR_EINVAL;
+// then msg gets a sentence naming s and what is wrong with it
+// ("127.0.0.1:99999: port 99999 is out of range (0 to 65535)"), also set
+// as the thread's rr_last_error.
 int rr__addr_parse(const char *s, rr_addr *out, char *msg, size_t msgsz);
 
 // rr__addr_format writes "1.2.3.4:5", "[::1]:5" or "unix:/path".

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -63,6 +64,8 @@ typedef struct srv_listener {
     int fd;         // -1 once closed
     rr_server *srv;
     char path[108]; // unix socket to unlink at free, or ""
+    dev_t dev;      // ... if it is still the one we bound
+    ino_t ino;
 } srv_listener;
 
 struct rr_server {
@@ -83,6 +86,7 @@ struct rr_server {
     unsigned next_loop;       // where the next connection goes
     rr_conn_scratch *scratch; // the loop's shared read buffer
     int spare_fd;             // shed connections with it on EMFILE
+    char last_error[RR__LAST_ERROR_MAX]; // the latest listen's failure
     ev_tstamp emfile_logged;
     ev_async async; // replies from other threads
     pthread_mutex_t mu;
@@ -1072,60 +1076,157 @@ srv_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     srv_leave(srv);
 }
 
+// why gets what failed: "bind: Address already in use".
 static int
-listener_open(rr_server *srv, const rr_addr *a, srv_listener *l)
+listener_syserr(const char *what, int err, char *why, size_t n)
 {
-    int one = 1;
+    snprintf(why, n, "%s: %s", what, strerror(err));
+    return rr__err_from_errno(err);
+}
+
+// The Unix socket path is taken.  A socket nobody accepts on (connect is
+// refused: its server died without unlinking it, kill -9 say) is removed
+// so that bind can try again, as gRPC does; a live one, or anything that
+// is not a socket, is left alone.  Returns RR_OK when the path is free.
+static int
+listener_unix_reclaim(const rr_addr *a, char *why, size_t n)
+{
+    const char *path = ((const struct sockaddr_un *) &a->ss)->sun_path;
+    struct stat st;
+
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? RR_OK // gone meanwhile
+                               : listener_syserr("stat", errno, why, n);
+    if (!S_ISSOCK(st.st_mode)) {
+        snprintf(why, n, "%s exists and is not a socket", path);
+        return RR_EADDRINUSE;
+    }
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (probe < 0)
+        return listener_syserr("socket", errno, why, n);
+    int rv = connect(probe, (const struct sockaddr *) &a->ss, a->len);
+    int err = errno;
+    close(probe);
+    if (rv == 0 || err == EAGAIN) { // accepted, or its backlog is full
+        snprintf(why, n, "a server is listening on it");
+        return RR_EADDRINUSE;
+    }
+    if (err != ECONNREFUSED) {
+        snprintf(why, n, "the socket is in use (connect: %s)", strerror(err));
+        return err == EACCES || err == EPERM ? RR_EACCES : RR_EADDRINUSE;
+    }
+    if (unlink(path) != 0 && errno != ENOENT)
+        return listener_syserr("removing the stale socket", errno, why, n);
+    rr__log(RR_LOG_INFO, "listen unix:%s: replaced a stale socket", path);
+    return RR_OK;
+}
+
+static int
+listener_bind(int fd, const rr_addr *a, char *why, size_t n)
+{
+    if (bind(fd, (const struct sockaddr *) &a->ss, a->len) == 0)
+        return RR_OK;
+    int err = errno;
+    if (err == EADDRINUSE && a->ss.ss_family == AF_UNIX) {
+        int rv = listener_unix_reclaim(a, why, n);
+        if (rv != RR_OK)
+            return rv;
+        if (bind(fd, (const struct sockaddr *) &a->ss, a->len) == 0)
+            return RR_OK;
+        err = errno;
+    }
+    return listener_syserr("bind", err, why, n);
+}
+
+// Opens, binds and starts a listener on a.  Returns RR_OK, or an rr_err
+// with why saying what failed.
+static int
+listener_open(rr_server *srv, const rr_addr *a, srv_listener *l, char *why,
+              size_t n)
+{
+    int one = 1, rv;
     int fd =
         socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
     if (fd < 0)
-        return -errno;
+        return listener_syserr("socket", errno, why, n);
     if (a->ss.ss_family != AF_UNIX)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (a->ss.ss_family == AF_INET6) // "[::]:p" means IPv6 only; be explicit
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(fd, (const struct sockaddr *) &a->ss, a->len) != 0 ||
-        listen(fd, srv->opts.backlog) != 0) {
-        int err = errno;
+    if ((rv = listener_bind(fd, a, why, n)) != RR_OK) {
         close(fd);
-        return -err;
+        return rv;
+    }
+    l->path[0] = '\0';
+    if (a->ss.ss_family == AF_UNIX) {
+        struct stat st;
+        snprintf(l->path, sizeof(l->path), "%s",
+                 ((const struct sockaddr_un *) &a->ss)->sun_path);
+        // Remembered so that free unlinks our socket, not a successor's.
+        l->dev = 0;
+        l->ino = 0;
+        if (stat(l->path, &st) == 0) {
+            l->dev = st.st_dev;
+            l->ino = st.st_ino;
+        }
+    }
+    if (listen(fd, srv->opts.backlog) != 0) {
+        rv = listener_syserr("listen", errno, why, n);
+        if (l->path[0] != '\0')
+            unlink(l->path);
+        close(fd);
+        return rv;
     }
     l->fd = fd;
     l->srv = srv;
-    l->path[0] = '\0';
-    if (a->ss.ss_family == AF_UNIX)
-        snprintf(l->path, sizeof(l->path), "%s",
-                 ((const struct sockaddr_un *) &a->ss)->sun_path);
     ev_io_init(&l->io, srv_accept_cb, fd, EV_READ);
     ev_timer_init(&l->pause, srv_pause_cb, ACCEPT_PAUSE, 0.);
     ev_io_start(srv->loop, &l->io);
-    return 0;
+    return RR_OK;
+}
+
+// Records why rr_server_listen failed, "listen " and the sentence fmt
+// makes, in rr_server_last_error, rr_last_error and the log.
+__attribute__((format(printf, 3, 4))) static int
+listen_fail(rr_server *srv, int rv, const char *fmt, ...)
+{
+    char why[sizeof(srv->last_error) - 7];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    snprintf(srv->last_error, sizeof(srv->last_error), "listen %s", why);
+    rr__set_last_error("%s", srv->last_error);
+    rr__log(RR_LOG_ERROR, "%s", srv->last_error);
+    return rv;
 }
 
 int
 rr_server_listen(rr_server *srv, const char *address)
 {
     rr_addr a;
-    char msg[160];
+    char why[160];
+    int rv;
 
-    if (srv == NULL || address == NULL || srv->shutting)
-        return RR_EINVAL;
-    if (srv->n_listeners == MAX_LISTENERS) {
-        rr__log(RR_LOG_ERROR, "listen %s: at most %d listeners", address,
-                MAX_LISTENERS);
+    if (srv == NULL || address == NULL) {
+        rr__set_last_error("rr_server_listen: NULL %s",
+                           srv == NULL ? "server" : "address");
         return RR_EINVAL;
     }
-    if (rr__addr_parse(address, &a, msg, sizeof(msg)) != RR_OK) {
-        rr__log(RR_LOG_ERROR, "listen: %s", msg);
-        return RR_EINVAL;
-    }
+    srv->last_error[0] = '\0';
+    if (srv->shutting)
+        return listen_fail(srv, RR_EINVAL, "%.80s: the server is shut down",
+                           address);
+    if (srv->n_listeners == MAX_LISTENERS)
+        return listen_fail(srv, RR_EINVAL, "%.80s: at most %d listeners",
+                           address, MAX_LISTENERS);
+    if (rr__addr_parse(address, &a, why, sizeof(why)) != RR_OK)
+        return listen_fail(srv, RR_EINVAL, "%s", why);
     srv_listener *l = &srv->listeners[srv->n_listeners];
-    int err = listener_open(srv, &a, l);
-    if (err != 0) {
-        rr__log(RR_LOG_ERROR, "listen %s: %s", address, strerror(-err));
-        return RR_ECLOSED;
-    }
+    if ((rv = listener_open(srv, &a, l, why, sizeof(why))) != RR_OK)
+        return listen_fail(srv, rv, "%.80s: %s", address, why);
     srv->n_listeners++;
     if (srv->loops != NULL && rr__loops_start(srv->loops) != RR_OK) {
         rr__log(RR_LOG_WARN, "listen %s: serving on one loop only", address);
@@ -1158,6 +1259,12 @@ rr__server_buffered(const rr_server *srv)
     return n;
 }
 
+const char *
+rr_server_last_error(const rr_server *srv)
+{
+    return srv->last_error;
+}
+
 uint16_t
 rr_server_port(const rr_server *srv)
 {
@@ -1173,7 +1280,9 @@ srv_close_listeners(rr_server *srv)
         ev_timer_stop(srv->loop, &l->pause);
         close(l->fd);
         l->fd = -1;
-        if (l->path[0] != '\0')
+        struct stat st;
+        if (l->path[0] != '\0' && lstat(l->path, &st) == 0 &&
+            st.st_dev == l->dev && st.st_ino == l->ino)
             unlink(l->path);
     }
     srv->n_listeners = 0;

@@ -509,6 +509,200 @@ test_listen_new_without_descriptors_fails(void **state)
     }
 }
 
+// ------------------------------------------------------ bind failures
+
+// Fails with err, and both rr_server_last_error and rr_last_error name
+// the address and contain why.
+static void
+expect_listen_error(rr_server *srv, const char *address, int err,
+                    const char *why)
+{
+    char prefix[48];
+
+    assert_int_equal(rr_server_listen(srv, address), err);
+    // A long address is cut short in the sentence: compare its start.
+    snprintf(prefix, sizeof(prefix), "listen %.32s", address);
+    const char *got = rr_server_last_error(srv);
+    print_message("%s -> %s: %s\n", address, rr_strerror(err), got);
+    assert_true(strncmp(got, prefix, strlen(prefix)) == 0);
+    if (strstr(got, why) == NULL)
+        fail_msg("\"%s\" does not say \"%s\"", got, why);
+    assert_string_equal(rr_last_error(), got);
+}
+
+// A port taken, a directory we may not write, an address not ours: each
+// has its own code and sentence, and a later success clears the sentence.
+static void
+test_listen_bind_errors_have_their_codes(void **state)
+{
+    lfx *fx = *state;
+    char address[64];
+
+    fx->srv = lfx_server(fx, NULL);
+    fx->srv2 = lfx_server(fx, NULL);
+    assert_string_equal(rr_server_last_error(fx->srv2), "");
+    assert_int_equal(rr_server_listen(fx->srv, "127.0.0.1:0"), RR_OK);
+    tcp_target(address, sizeof(address), "127.0.0.1",
+               rr_server_port(fx->srv));
+
+    expect_listen_error(fx->srv2, address, RR_EADDRINUSE,
+                        "Address already in use");
+    assert_string_equal(rr_strerror(RR_EADDRINUSE), "address already in use");
+    // sysfs refuses new files even to root (EPERM; EACCES to others).
+    if (access("/sys/kernel", F_OK) == 0)
+        expect_listen_error(fx->srv2, "unix:/sys/rawrpc-test.sock", RR_EACCES,
+                            "bind: ");
+    assert_string_equal(rr_strerror(RR_EACCES), "permission denied");
+    // 192.0.2.0/24 is TEST-NET-1: documentation only, on no machine.
+    expect_listen_error(fx->srv2, "192.0.2.1:0", RR_EADDRNOTAVAIL,
+                        "Cannot assign requested address");
+    assert_string_equal(rr_strerror(RR_EADDRNOTAVAIL), "address not available");
+
+    assert_int_equal(rr_server_listen(fx->srv2, "127.0.0.1:0"), RR_OK);
+    assert_string_equal(rr_server_last_error(fx->srv2), "");
+}
+
+// An address that does not parse is RR_EINVAL with a sentence saying
+// what is wrong with it, from rr_server_listen and rr_channel_new alike.
+static void
+test_listen_bad_addresses_say_why(void **state)
+{
+    lfx *fx = *state;
+    char long_unix[160];
+    struct {
+        const char *address;
+        const char *why;
+    } bad[] = {
+        {"127.0.0.1:99999", "port 99999 is out of range"},
+        {"127.0.0.1:8o", "port \"8o\" is not a number"},
+        {"127.0.0.1:", "no port after the ':'"},
+        {"127.0.0.1", "not host:port"},
+        {"[::1", "no closing ']'"},
+        {"[::1]80", "':' and a port must follow ']'"},
+        {long_unix, "unix socket path of 135 bytes"},
+        {"unix:", "unix socket path of 0 bytes"},
+        {"nohost.invalid:1", "cannot resolve \"nohost.invalid\""},
+    };
+
+    snprintf(long_unix, sizeof(long_unix), "unix:/tmp/%0130d", 0);
+    fx->srv = lfx_server(fx, NULL);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        expect_listen_error(fx->srv, bad[i].address, RR_EINVAL, bad[i].why);
+        rr_channel *ch = NULL;
+        assert_int_equal(rr_channel_new(&ch, fx->loop, bad[i].address, NULL),
+                         RR_EINVAL);
+        assert_null(ch);
+        if (strstr(rr_last_error(), bad[i].why) == NULL)
+            fail_msg("channel: \"%s\" does not say \"%s\"", rr_last_error(),
+                     bad[i].why);
+    }
+}
+
+// ------------------------------------------------------- Unix sockets
+
+static void
+lfx_mkdir(lfx *fx)
+{
+    snprintf(fx->dir, sizeof(fx->dir), "/tmp/rawrpc-listen-XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+}
+
+// "unix:<dir>/s<i>", and the bare path in path.
+static void
+unix_address(lfx *fx, int i, char *address, size_t n, char *path,
+             size_t pathsz)
+{
+    snprintf(path, pathsz, "%s/s%d", fx->dir, i);
+    snprintf(address, n, "unix:%s", path);
+}
+
+// A server killed with -9 leaves its socket file: nobody accepts on it
+// (connect is refused), so the next server replaces it and serves.
+static void
+test_listen_unix_stale_socket_is_replaced(void **state)
+{
+    lfx *fx = *state;
+    char address[128], path[100];
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    struct stat st;
+
+    lfx_mkdir(fx);
+    unix_address(fx, 0, address, sizeof(address), path, sizeof(path));
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *) &sun, sizeof(sun)), 0);
+    close(fd); // as after kill -9: the file stays
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+
+    fx->srv = lfx_server(fx, NULL);
+    assert_int_equal(rr_server_listen(fx->srv, address), RR_OK);
+    assert_string_equal(rr_server_last_error(fx->srv), "");
+    assert_int_equal(lfx_echo(fx, lfx_channel(fx, 0, address), "replaced"),
+                     RR_STATUS_OK);
+    rr_channel_free(fx->ch[0]);
+    fx->ch[0] = NULL;
+    rr_server_free(fx->srv);
+    fx->srv = NULL;
+    assert_int_equal(lstat(path, &st), -1); // removed at free, as before
+}
+
+// A socket a live server accepts on is not taken from it.
+static void
+test_listen_unix_live_socket_is_refused(void **state)
+{
+    lfx *fx = *state;
+    char address[128], path[100];
+    struct stat st;
+
+    lfx_mkdir(fx);
+    unix_address(fx, 1, address, sizeof(address), path, sizeof(path));
+    fx->srv = lfx_server(fx, NULL);
+    assert_int_equal(rr_server_listen(fx->srv, address), RR_OK);
+    rr_channel *ch = lfx_channel(fx, 0, address);
+    assert_int_equal(lfx_echo(fx, ch, "first"), RR_STATUS_OK);
+
+    fx->srv2 = lfx_server(fx, NULL);
+    expect_listen_error(fx->srv2, address, RR_EADDRINUSE,
+                        "a server is listening on it");
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    // The first server never noticed: old and new connections are served.
+    assert_int_equal(lfx_echo(fx, ch, "still"), RR_STATUS_OK);
+    assert_int_equal(lfx_echo(fx, lfx_channel(fx, 1, address), "new"),
+                     RR_STATUS_OK);
+    // Freeing the loser leaves the winner's socket alone.
+    rr_server_free(fx->srv2);
+    fx->srv2 = NULL;
+    assert_int_equal(lstat(path, &st), 0);
+}
+
+// A path that is not a socket is never unlinked.
+static void
+test_listen_unix_regular_file_is_refused(void **state)
+{
+    lfx *fx = *state;
+    char address[128], path[100], got[16] = {0};
+
+    lfx_mkdir(fx);
+    unix_address(fx, 2, address, sizeof(address), path, sizeof(path));
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("keep me", f);
+    fclose(f);
+
+    fx->srv = lfx_server(fx, NULL);
+    expect_listen_error(fx->srv, address, RR_EADDRINUSE, "not a socket");
+    rr_server_free(fx->srv);
+    fx->srv = NULL;
+    f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(got, sizeof(got), f));
+    fclose(f);
+    assert_string_equal(got, "keep me");
+}
+
 int
 main(void)
 {
@@ -517,6 +711,11 @@ main(void)
         T(test_listen_emfile_sheds_with_spare_without_spinning),
         T(test_listen_emfile_without_spare_does_not_spin),
         T(test_listen_new_without_descriptors_fails),
+        T(test_listen_bind_errors_have_their_codes),
+        T(test_listen_bad_addresses_say_why),
+        T(test_listen_unix_stale_socket_is_replaced),
+        T(test_listen_unix_live_socket_is_refused),
+        T(test_listen_unix_regular_file_is_refused),
     };
 #undef T
     return cmocka_run_group_tests_name("listen", tests, NULL, NULL);

@@ -219,6 +219,13 @@ RR_API int rr_server_add_service(rr_server *srv,
 // RR_ECLOSED when bind or listen fails (the log says why).
 RR_API int rr_server_listen(rr_server *srv, const char *address);
 
+// rr_server_last_error returns why the latest rr_server_listen on srv
+// failed, as one sentence naming the address and the cause ("listen
+// 127.0.0.1:80: bind: Permission denied"), or "" if it succeeded or none
+// was made.  The text stays valid until the next rr_server_listen or
+// rr_server_free.
+RR_API const char *rr_server_last_error(const rr_server *srv);
+
 // rr_server_port returns the TCP port of the first listener, as bound (so
 // the kernel's choice for port 0), or 0 if there is none.
 RR_API uint16_t rr_server_port(const rr_server *srv);
