@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -100,8 +101,10 @@ addr_port(const char *p, uint16_t *out, char *msg, size_t msgsz)
     return RR_OK;
 }
 
+// Parses s; with listening set an empty host is "[::]" and *any is set.
 static int
-addr_parse(const char *s, rr_addr *out, char *msg, size_t msgsz)
+addr_parse(const char *s, rr_addr *out, bool listening, bool *any, char *msg,
+           size_t msgsz)
 {
     if (strncmp(s, UNIX_PREFIX, strlen(UNIX_PREFIX)) == 0)
         return addr_unix(s + strlen(UNIX_PREFIX), out, msg, msgsz);
@@ -113,6 +116,16 @@ addr_parse(const char *s, rr_addr *out, char *msg, size_t msgsz)
     if ((rv = addr_split(s, host, sizeof(host), &ps, msg, msgsz)) != RR_OK ||
         (rv = addr_port(ps, &port, msg, msgsz)) != RR_OK)
         return rv;
+    if (host[0] == '\0' && listening) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) &out->ss;
+        memset(out, 0, sizeof(*out));
+        in6->sin6_family = AF_INET6;
+        in6->sin6_addr = in6addr_any;
+        in6->sin6_port = htons(port);
+        out->len = sizeof(*in6);
+        *any = true;
+        return RR_OK;
+    }
     if (host[0] == '\0') {
         snprintf(msg, msgsz, "no host before the ':'");
         return RR_EINVAL;
@@ -139,17 +152,47 @@ addr_parse(const char *s, rr_addr *out, char *msg, size_t msgsz)
     return RR_OK;
 }
 
-int
-rr__addr_parse(const char *s, rr_addr *out, char *msg, size_t msgsz)
+static int
+addr_parse_named(const char *s, rr_addr *out, bool listening, bool *any,
+                 char *msg, size_t msgsz)
 {
     char why[160];
-    int rv = addr_parse(s, out, why, sizeof(why));
+    int rv = addr_parse(s, out, listening, any, why, sizeof(why));
 
     if (rv != RR_OK) {
         snprintf(msg, msgsz, "%.80s: %s", s, why);
         rr__set_last_error("%s", msg);
     }
     return rv;
+}
+
+int
+rr__addr_parse(const char *s, rr_addr *out, char *msg, size_t msgsz)
+{
+    bool any = false;
+
+    return addr_parse_named(s, out, false, &any, msg, msgsz);
+}
+
+int
+rr__addr_parse_listen(const char *s, rr_addr *out, bool *any, char *msg,
+                      size_t msgsz)
+{
+    *any = false;
+    return addr_parse_named(s, out, true, any, msg, msgsz);
+}
+
+void
+rr__addr_any4(rr_addr *a)
+{
+    uint16_t port = ((const struct sockaddr_in6 *) &a->ss)->sin6_port;
+    struct sockaddr_in *in = (struct sockaddr_in *) &a->ss;
+
+    memset(a, 0, sizeof(*a));
+    in->sin_family = AF_INET;
+    in->sin_addr.s_addr = htonl(INADDR_ANY);
+    in->sin_port = port;
+    a->len = sizeof(*in);
 }
 
 void
@@ -166,6 +209,11 @@ rr__addr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t n)
     }
     case AF_INET6: {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) sa;
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) { // a dual-stack listener's
+            inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], ip, sizeof(ip));
+            snprintf(buf, n, "%s:%u", ip, (unsigned) ntohs(in6->sin6_port));
+            break;
+        }
         inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
         snprintf(buf, n, "[%s]:%u", ip, (unsigned) ntohs(in6->sin6_port));
         break;

@@ -1152,8 +1152,14 @@ listener_open(rr_server *srv, const rr_addr *a, srv_listener *l, char *why,
         return listener_syserr("socket", errno, why, n);
     if (a->ss.ss_family != AF_UNIX)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (a->ss.ss_family == AF_INET6) // "[::]:p" means IPv6 only; be explicit
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (a->ss.ss_family == AF_INET6) {
+        // The wildcard "[::]" is dual-stack, IPv4 clients included; a
+        // specific address is that address only.  Both explicit: the
+        // system's default (net.ipv6.bindv6only) varies.
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) &a->ss;
+        int v6only = !IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+    }
     if ((rv = listener_bind(fd, a, why, n)) != RR_OK) {
         close(fd);
         return rv;
@@ -1208,6 +1214,7 @@ rr_server_listen(rr_server *srv, const char *address)
 {
     rr_addr a;
     char why[160];
+    bool any;
     int rv;
 
     if (srv == NULL || address == NULL) {
@@ -1222,10 +1229,15 @@ rr_server_listen(rr_server *srv, const char *address)
     if (srv->n_listeners == MAX_LISTENERS)
         return listen_fail(srv, RR_EINVAL, "%.80s: at most %d listeners",
                            address, MAX_LISTENERS);
-    if (rr__addr_parse(address, &a, why, sizeof(why)) != RR_OK)
+    if (rr__addr_parse_listen(address, &a, &any, why, sizeof(why)) != RR_OK)
         return listen_fail(srv, RR_EINVAL, "%s", why);
     srv_listener *l = &srv->listeners[srv->n_listeners];
-    if ((rv = listener_open(srv, &a, l, why, sizeof(why))) != RR_OK)
+    rv = listener_open(srv, &a, l, why, sizeof(why));
+    if (rv == RR_EADDRNOTAVAIL && any) { // ":port" on a machine without IPv6
+        rr__addr_any4(&a);
+        rv = listener_open(srv, &a, l, why, sizeof(why));
+    }
+    if (rv != RR_OK)
         return listen_fail(srv, rv, "%.80s: %s", address, why);
     srv->n_listeners++;
     if (srv->loops != NULL && rr__loops_start(srv->loops) != RR_OK) {

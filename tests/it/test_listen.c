@@ -703,6 +703,89 @@ test_listen_unix_regular_file_is_refused(void **state)
     assert_string_equal(got, "keep me");
 }
 
+// ---------------------------------------------------------- dual stack
+
+// Whether this machine can bind IPv6 loopback at all.
+static bool
+have_ipv6(void)
+{
+    struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6,
+                                .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return false;
+    bool ok = bind(fd, (struct sockaddr *) &sin6, sizeof(sin6)) == 0;
+    close(fd);
+    return ok;
+}
+
+// Serves a channel to host:port, and the peer the server saw is written
+// as IPv4 for an IPv4 client (not as ::ffff:127.0.0.1).
+static void
+expect_served(lfx *fx, int i, const char *host, uint16_t port,
+              const char *peer_prefix)
+{
+    char target[64];
+
+    tcp_target(target, sizeof(target), host, port);
+    assert_int_equal(lfx_echo(fx, lfx_channel(fx, i, target), target),
+                     RR_STATUS_OK);
+    if (strncmp(fx->peer, peer_prefix, strlen(peer_prefix)) != 0)
+        fail_msg("peer \"%s\" is not \"%s...\"", fx->peer, peer_prefix);
+}
+
+// "[::]:port" takes IPv4 clients too (IPV6_V6ONLY off).
+static void
+test_listen_wildcard_v6_is_dual_stack(void **state)
+{
+    lfx *fx = *state;
+
+    if (!have_ipv6())
+        skip();
+    fx->srv = lfx_server(fx, NULL);
+    assert_int_equal(rr_server_listen(fx->srv, "[::]:0"), RR_OK);
+    uint16_t port = rr_server_port(fx->srv);
+    assert_true(port > 0);
+    expect_served(fx, 0, "127.0.0.1", port, "127.0.0.1:");
+    expect_served(fx, 1, "[::1]", port, "[::1]:");
+}
+
+// ":port" is every interface: dual-stack "[::]", or 0.0.0.0 on a machine
+// without IPv6.
+static void
+test_listen_empty_host_means_all_interfaces(void **state)
+{
+    lfx *fx = *state;
+
+    fx->srv = lfx_server(fx, NULL);
+    assert_int_equal(rr_server_listen(fx->srv, ":0"), RR_OK);
+    uint16_t port = rr_server_port(fx->srv);
+    assert_true(port > 0);
+    expect_served(fx, 0, "127.0.0.1", port, "127.0.0.1:");
+    if (!have_ipv6())
+        skip(); // served on IPv4 alone
+    expect_served(fx, 1, "[::1]", port, "[::1]:");
+}
+
+// A specific IPv6 address is that address only.
+static void
+test_listen_specific_v6_stays_v6_only(void **state)
+{
+    lfx *fx = *state;
+    char target[64];
+
+    if (!have_ipv6())
+        skip();
+    fx->srv = lfx_server(fx, NULL);
+    assert_int_equal(rr_server_listen(fx->srv, "[::1]:0"), RR_OK);
+    uint16_t port = rr_server_port(fx->srv);
+    expect_served(fx, 0, "[::1]", port, "[::1]:");
+    tcp_target(target, sizeof(target), "127.0.0.1", port);
+    assert_int_equal(lfx_echo(fx, lfx_channel(fx, 1, target), "v4"),
+                     RR_STATUS_UNAVAILABLE);
+}
+
 int
 main(void)
 {
@@ -716,6 +799,9 @@ main(void)
         T(test_listen_unix_stale_socket_is_replaced),
         T(test_listen_unix_live_socket_is_refused),
         T(test_listen_unix_regular_file_is_refused),
+        T(test_listen_wildcard_v6_is_dual_stack),
+        T(test_listen_empty_host_means_all_interfaces),
+        T(test_listen_specific_v6_stays_v6_only),
     };
 #undef T
     return cmocka_run_group_tests_name("listen", tests, NULL, NULL);
