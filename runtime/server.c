@@ -84,6 +84,7 @@ struct rr_server {
     size_t n_pool;
     rr__loops *loops;         // opts.loops > 1: the extra loops, or NULL
     unsigned next_loop;       // where the next connection goes
+    bool loop_inited;         // opts.loop_init ran for loop 0
     rr_conn_scratch *scratch; // the loop's shared read buffer
     int spare_fd;             // shed connections with it on EMFILE
     char last_error[RR__LAST_ERROR_MAX]; // the latest listen's failure
@@ -659,6 +660,12 @@ const char *
 rr_call_peer(const rr_call *call)
 {
     return call->peer;
+}
+
+struct ev_loop *
+rr_call_loop(const rr_call *call)
+{
+    return call->srv != NULL ? call->srv->loop : NULL;
 }
 
 void
@@ -1240,6 +1247,11 @@ rr_server_listen(rr_server *srv, const char *address)
     if (rv != RR_OK)
         return listen_fail(srv, rv, "%.80s: %s", address, why);
     srv->n_listeners++;
+    if (!srv->loop_inited) { // the first listener: loop 0 serves from now
+        srv->loop_inited = true;
+        if (srv->opts.loop_init != NULL)
+            srv->opts.loop_init(srv, srv->loop, 0, srv->opts.loop_arg);
+    }
     if (srv->loops != NULL && rr__loops_start(srv->loops) != RR_OK) {
         rr__log(RR_LOG_WARN, "listen %s: serving on one loop only", address);
         rr__loops_free(srv->loops);
@@ -1412,6 +1424,9 @@ rr_server_opts_init(rr_server_opts *o)
     o->grace_period = 10.0;
     o->tcp_keepalive = false;
     o->loops = 1;
+    o->loop_init = NULL;
+    o->loop_fini = NULL;
+    o->loop_arg = NULL;
 }
 
 // The first option out of range, or NULL when all are fine.
@@ -1504,7 +1519,7 @@ rr_server_new(rr_server **out, struct ev_loop *loop, const rr_server_opts *opts)
     ev_async_start(loop, &srv->async);
     ev_unref(loop); // the hand-off alone must not keep the loop running
     if (srv->opts.loops > 1 &&
-        (rv = rr__loops_new(&srv->loops, loop, srv->opts.loops - 1,
+        (rv = rr__loops_new(&srv->loops, loop, srv->opts.loops - 1, srv,
                             &srv->opts, srv_loops_done, srv)) != RR_OK) {
         ev_ref(loop);
         ev_async_stop(loop, &srv->async);
@@ -1564,6 +1579,8 @@ rr_server_free(rr_server *srv)
     srv->loops = NULL;
     while (srv->conns != NULL)
         rr__conn_close(&srv->conns->c, RR_ECLOSED, "server freed");
+    if (srv->loop_inited && srv->opts.loop_fini != NULL)
+        srv->opts.loop_fini(srv, srv->loop, 0, srv->opts.loop_arg);
     ev_timer_stop(srv->loop, &srv->grace);
     ev_timer_stop(srv->loop, &srv->linger);
     ev_ref(srv->loop);

@@ -786,6 +786,169 @@ test_listen_specific_v6_stays_v6_only(void **state)
                      RR_STATUS_UNAVAILABLE);
 }
 
+// ------------------------------------------------------ loops and hooks
+
+#define N_LOOPS 3
+
+typedef struct loop_seen {
+    pthread_mutex_t mu;
+    rr_server *srv; // the server the hooks must be given
+    struct {
+        struct ev_loop *loop;
+        pthread_t thread;
+        int inits, finis;
+        bool fini_matches; // same loop, same thread as its init
+        int calls;         // handlers run here
+    } at[N_LOOPS];
+    int strays; // hook or handler calls that fit no loop
+} loop_seen;
+
+static void
+seen_init(rr_server *srv, struct ev_loop *loop, unsigned index, void *arg)
+{
+    loop_seen *ls = arg;
+
+    pthread_mutex_lock(&ls->mu);
+    if (index >= N_LOOPS || srv != ls->srv) {
+        ls->strays++;
+    } else {
+        ls->at[index].loop = loop;
+        ls->at[index].thread = pthread_self();
+        ls->at[index].inits++;
+    }
+    pthread_mutex_unlock(&ls->mu);
+}
+
+static void
+seen_fini(rr_server *srv, struct ev_loop *loop, unsigned index, void *arg)
+{
+    loop_seen *ls = arg;
+
+    pthread_mutex_lock(&ls->mu);
+    if (index >= N_LOOPS || srv != ls->srv) {
+        ls->strays++;
+    } else {
+        ls->at[index].finis++;
+        ls->at[index].fini_matches =
+            loop == ls->at[index].loop &&
+            pthread_equal(ls->at[index].thread, pthread_self());
+    }
+    pthread_mutex_unlock(&ls->mu);
+}
+
+// A reply a handler leaves to a timer on its own loop.
+typedef struct later {
+    ev_timer t;
+    rr_call *call;
+    const ProtobufCMessage *req;
+} later;
+
+static void
+later_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) revents;
+    later *lt = w->data;
+
+    ev_timer_stop(loop, w);
+    rr_call_reply(lt->call, lt->req);
+    free(lt);
+}
+
+// Finds which loop it runs on by rr_call_loop, checks that loop_init saw
+// that loop on this thread, and replies from a timer on it.
+static void
+h_loop_echo(rr_call *call, const ProtobufCMessage *req, void *arg)
+{
+    loop_seen *ls = arg;
+    struct ev_loop *loop = rr_call_loop(call);
+    int found = -1;
+
+    pthread_mutex_lock(&ls->mu);
+    for (int i = 0; i < N_LOOPS; i++) {
+        if (loop != NULL && ls->at[i].loop == loop &&
+            pthread_equal(ls->at[i].thread, pthread_self()))
+            found = i;
+    }
+    if (found >= 0)
+        ls->at[found].calls++;
+    else
+        ls->strays++;
+    pthread_mutex_unlock(&ls->mu);
+    if (loop == NULL) {
+        rr_call_fail(call, RR_STATUS_INTERNAL, "no loop");
+        return;
+    }
+    later *lt = calloc(1, sizeof(*lt));
+    assert_non_null(lt);
+    lt->call = call;
+    lt->req = req;
+    ev_timer_init(&lt->t, later_cb, 0.01, 0.);
+    lt->t.data = lt;
+    ev_timer_start(loop, &lt->t);
+}
+
+// With three loops every handler reaches its own loop, the one loop_init
+// was given on that thread; a timer on it completes the call; loop_fini
+// runs once per loop, on its thread.
+static void
+test_listen_loop_hooks_and_call_loop(void **state)
+{
+    lfx *fx = *state;
+    loop_seen ls = {0};
+    rr_server_opts so;
+    char target[64];
+    const rr_handler_cb handlers[8] = {h_loop_echo};
+
+    pthread_mutex_init(&ls.mu, NULL);
+    rr_server_opts_init(&so);
+    assert_null(so.loop_init);
+    assert_null(so.loop_fini);
+    assert_null(so.loop_arg);
+    so.loops = N_LOOPS;
+    so.loop_init = seen_init;
+    so.loop_fini = seen_fini;
+    so.loop_arg = &ls;
+    assert_int_equal(rr_server_new(&fx->srv, fx->loop, &so), RR_OK);
+    ls.srv = fx->srv;
+    assert_int_equal(rr_server_add_service(fx->srv, &rrtest__test__descriptor,
+                                           handlers, &ls),
+                     RR_OK);
+    assert_int_equal(rr_server_listen(fx->srv, "127.0.0.1:0"), RR_OK);
+    // Loop 0's init ran inside listen, on this thread.
+    pthread_mutex_lock(&ls.mu);
+    assert_int_equal(ls.at[0].inits, 1);
+    assert_ptr_equal(ls.at[0].loop, fx->loop);
+    assert_true(pthread_equal(ls.at[0].thread, pthread_self()));
+    pthread_mutex_unlock(&ls.mu);
+
+    // Connections are handed out round-robin: one channel per loop.
+    tcp_target(target, sizeof(target), "127.0.0.1", rr_server_port(fx->srv));
+    for (int i = 0; i < N_LOOPS; i++)
+        assert_int_equal(lfx_echo(fx, lfx_channel(fx, i, target), "hello"),
+                         RR_STATUS_OK);
+    for (int i = 0; i < N_LOOPS; i++)
+        assert_int_equal(lfx_echo(fx, fx->ch[i], "again"), RR_STATUS_OK);
+
+    for (int i = 0; i < N_LOOPS; i++) {
+        rr_channel_free(fx->ch[i]);
+        fx->ch[i] = NULL;
+    }
+    rr_server_free(fx->srv); // joins the threads: the fields are ours
+    fx->srv = NULL;
+    assert_int_equal(ls.strays, 0);
+    for (int i = 0; i < N_LOOPS; i++) {
+        assert_int_equal(ls.at[i].inits, 1);
+        assert_int_equal(ls.at[i].finis, 1);
+        assert_true(ls.at[i].fini_matches);
+        assert_int_equal(ls.at[i].calls, 2);
+        for (int j = 0; j < i; j++) {
+            assert_ptr_not_equal(ls.at[i].loop, ls.at[j].loop);
+            assert_false(pthread_equal(ls.at[i].thread, ls.at[j].thread));
+        }
+    }
+    pthread_mutex_destroy(&ls.mu);
+}
+
 int
 main(void)
 {
@@ -802,6 +965,7 @@ main(void)
         T(test_listen_wildcard_v6_is_dual_stack),
         T(test_listen_empty_host_means_all_interfaces),
         T(test_listen_specific_v6_stays_v6_only),
+        T(test_listen_loop_hooks_and_call_loop),
     };
 #undef T
     return cmocka_run_group_tests_name("listen", tests, NULL, NULL);

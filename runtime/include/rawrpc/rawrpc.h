@@ -165,6 +165,14 @@ typedef struct rr_metadata {
 typedef struct rr_server rr_server;
 typedef struct rr_call rr_call;
 
+// A per-loop hook of a server: loop is one of the loops serving it,
+// index its number (0 is the loop the server was made with, 1 to
+// loops - 1 the extra ones), srv the server rr_server_new gave you (on an
+// extra loop's thread, for telling servers apart only: call nothing on
+// it there).  See rr_server_opts.loop_init.
+typedef void (*rr_loop_cb)(rr_server *srv, struct ev_loop *loop,
+                           unsigned index, void *arg);
+
 // Server options; rr_server_opts_init sets every default named here.
 typedef struct rr_server_opts {
     int backlog;                   // listen(2) backlog: 511
@@ -187,6 +195,17 @@ typedef struct rr_server_opts {
     // rr_server_listen.  max_connections applies to each loop.  See the
     // guide's "Threads" section.
     unsigned loops;
+    // Per-loop set-up, for state a handler reaches through rr_call_loop
+    // (a channel or a cache per loop, say): NULL, NULL, NULL.  loop_init
+    // runs once for each loop, on that loop's own thread, before the loop
+    // serves a connection: loop 0 inside the first rr_server_listen that
+    // succeeds, the extra loops as their threads start.  loop_fini runs
+    // once for each loop whose loop_init ran, on the same thread, after
+    // that loop's connections are closed, inside rr_server_free (the
+    // extra loops' first, loop 0's last).  Both get loop_arg.
+    rr_loop_cb loop_init;
+    rr_loop_cb loop_fini;
+    void *loop_arg;
 } rr_server_opts;
 
 #define RR_MAX_LOOPS 256
@@ -293,6 +312,13 @@ RR_API const rr_method *rr_call_method(const rr_call *call);
 // rr_call_peer returns the client's address, "127.0.0.1:40112", valid
 // until the call completes, also after the client has gone.
 RR_API const char *rr_call_peer(const rr_call *call);
+
+// rr_call_loop returns the loop the call's connection lives on, the one
+// its handler runs on: with rr_server_opts.loops > 1 one of the server's
+// loops, not necessarily yours.  Timers, channels and child calls
+// (rr_call_opts.parent) of the handler belong on this loop.  NULL once
+// the server has been freed.
+RR_API struct ev_loop *rr_call_loop(const rr_call *call);
 
 // ---------------------------------------------------------------- channel
 
