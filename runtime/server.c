@@ -43,8 +43,8 @@
 #define ACCEPTS_PER_WAKEUP 64
 #define CALL_POOL_MAX      256
 #define LINGER_AFTER_GRACE 2.0 // seconds to wait for peers' EOF
-#define ACCEPT_PAUSE       0.1 // seconds a listener sleeps when accept
-                               // has no descriptor (or memory) to use
+// Seconds a listener sleeps when accept finds no descriptor (or memory).
+#define ACCEPT_PAUSE 0.1
 
 typedef struct srv_method {
     char *name; // "/pkg.Service/Method"; NULL = empty slot
@@ -1061,8 +1061,7 @@ srv_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     srv_enter(srv);
     // An adopted connection's start may shut the server down or free it,
     // which closes the listener: check before each accept.
-    for (int i = 0; i < ACCEPTS_PER_WAKEUP && !srv->freed && l->fd >= 0;
-         i++) {
+    for (int i = 0; i < ACCEPTS_PER_WAKEUP && !srv->freed && l->fd >= 0; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
         int fd = accept4(l->fd, (struct sockaddr *) &ss, &len,
@@ -1461,9 +1460,8 @@ static int
 srv_reserve_fds(rr_server *srv)
 {
     srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    int probe = srv->spare_fd >= 0
-                    ? fcntl(srv->spare_fd, F_DUPFD_CLOEXEC, 0)
-                    : -1;
+    int probe =
+        srv->spare_fd >= 0 ? fcntl(srv->spare_fd, F_DUPFD_CLOEXEC, 0) : -1;
     if (probe >= 0) {
         close(probe);
         return RR_OK;

@@ -52,7 +52,7 @@ typedef struct lfx {
     int peers[N_PEERS]; // client sockets, -1 when closed
     rr_server *srv, *srv2;
     rr_channel *ch[4];
-    char dir[64]; // a private directory for Unix sockets, or ""
+    char dir[64];  // a private directory for Unix sockets, or ""
     char peer[80]; // rr_call_peer of the last echo
 } lfx;
 
@@ -239,9 +239,9 @@ lfx_server(lfx *fx, const rr_server_opts *opts)
     rr_server *srv = NULL;
 
     assert_int_equal(rr_server_new(&srv, fx->loop, opts), RR_OK);
-    assert_int_equal(
-        rr_server_add_service(srv, &rrtest__test__descriptor, echo_handlers, fx),
-        RR_OK);
+    assert_int_equal(rr_server_add_service(srv, &rrtest__test__descriptor,
+                                           echo_handlers, fx),
+                     RR_OK);
     return srv;
 }
 
@@ -255,8 +255,8 @@ lfx_echo(lfx *fx, rr_channel *ch, const char *text)
 
     snprintf(buf, sizeof(buf), "%s", text);
     req.text = buf;
-    assert_int_equal(rr_channel_call(ch, &test_methods[M_ECHO], &req.base,
-                                     NULL, result_cb, &o, NULL),
+    assert_int_equal(rr_channel_call(ch, &test_methods[M_ECHO], &req.base, NULL,
+                                     result_cb, &o, NULL),
                      RR_OK);
     while (o.runs == 0 && !fx->guard_fired)
         ev_run(fx->loop, EVRUN_ONCE);
@@ -274,8 +274,7 @@ lfx_channel(lfx *fx, int i, const char *target)
 {
     rr_channel_free(fx->ch[i]);
     fx->ch[i] = NULL;
-    assert_int_equal(rr_channel_new(&fx->ch[i], fx->loop, target, NULL),
-                     RR_OK);
+    assert_int_equal(rr_channel_new(&fx->ch[i], fx->loop, target, NULL), RR_OK);
     return fx->ch[i];
 }
 
@@ -542,8 +541,7 @@ test_listen_bind_errors_have_their_codes(void **state)
     fx->srv2 = lfx_server(fx, NULL);
     assert_string_equal(rr_server_last_error(fx->srv2), "");
     assert_int_equal(rr_server_listen(fx->srv, "127.0.0.1:0"), RR_OK);
-    tcp_target(address, sizeof(address), "127.0.0.1",
-               rr_server_port(fx->srv));
+    tcp_target(address, sizeof(address), "127.0.0.1", rr_server_port(fx->srv));
 
     expect_listen_error(fx->srv2, address, RR_EADDRINUSE,
                         "Address already in use");
@@ -609,8 +607,7 @@ lfx_mkdir(lfx *fx)
 
 // "unix:<dir>/s<i>", and the bare path in path.
 static void
-unix_address(lfx *fx, int i, char *address, size_t n, char *path,
-             size_t pathsz)
+unix_address(lfx *fx, int i, char *address, size_t n, char *path, size_t pathsz)
 {
     snprintf(path, pathsz, "%s/s%d", fx->dir, i);
     snprintf(address, n, "unix:%s", path);

@@ -69,6 +69,8 @@ typedef enum rr_err {
     RR_ENOBUFS = -8,   // an output buffer reached its cap
     RR_EPREFACE = -9,  // the peer is not speaking rawrpc
     RR_EVERSION = -10, // the peer's protocol version is not supported
+
+    // What a listener or rr_server_new meets in the system.
     RR_EADDRINUSE = -11,    // the address is taken: a server listens there
     RR_EACCES = -12,        // permission denied (a port, a directory)
     RR_EMFILE = -13,        // no file descriptor left (RLIMIT_NOFILE)
@@ -170,8 +172,8 @@ typedef struct rr_call rr_call;
 // loops - 1 the extra ones), srv the server rr_server_new gave you (on an
 // extra loop's thread, for telling servers apart only: call nothing on
 // it there).  See rr_server_opts.loop_init.
-typedef void (*rr_loop_cb)(rr_server *srv, struct ev_loop *loop,
-                           unsigned index, void *arg);
+typedef void (*rr_loop_cb)(rr_server *srv, struct ev_loop *loop, unsigned index,
+                           void *arg);
 
 // Server options; rr_server_opts_init sets every default named here.
 typedef struct rr_server_opts {
