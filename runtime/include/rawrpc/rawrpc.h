@@ -11,7 +11,8 @@
 // Threads: a server or channel belongs to the loop it was made with and is
 // used only from that loop's thread; the one exception is
 // rr_call_reply_from_thread / rr_call_fail_from_thread.  Different loops on
-// different threads are independent.
+// different threads are independent.  A server with several loops runs
+// each call's handler on the call's own loop, rr_call_loop.
 //
 // Callbacks: a function that returns an error never runs its callback.  One
 // that returns RR_OK runs it exactly once, from the loop, never before the
@@ -215,7 +216,15 @@ typedef struct rr_server_opts {
 RR_API void rr_server_opts_init(rr_server_opts *opts);
 
 // rr_server_new makes a server on loop; opts NULL means the defaults.
-// Returns RR_OK and sets *out, or RR_ENOMEM / RR_EINVAL.
+// With loops > 1 it makes the extra loops too (their threads start at
+// the first rr_server_listen).  It holds one descriptor in reserve, to
+// shed connections with when accept runs out (rr_server_listen), and
+// checks that a descriptor is free for the loop's wake-up before libev
+// needs one, so running out of descriptors is an error here, never an
+// abort inside libev.  Returns RR_OK and sets *out; or RR_EINVAL (an
+// option out of range, named by rr_last_error), RR_EMFILE (no descriptor
+// left: RLIMIT_NOFILE) or RR_ENOMEM, and then *out is NULL and nothing
+// is kept.
 RR_API int rr_server_new(rr_server **out, struct ev_loop *loop,
                          const rr_server_opts *opts);
 
@@ -234,10 +243,37 @@ RR_API int rr_server_add_service(rr_server *srv,
                                  const ProtobufCServiceDescriptor *svc,
                                  const rr_handler_cb *handlers, void *arg);
 
-// rr_server_listen binds and listens on "host:port" (IPv4 or "[v6]:port";
-// port 0 lets the kernel choose) or "unix:/path".  It may be called more
-// than once.  Returns RR_OK, RR_EINVAL for an unparsable address, or
-// RR_ECLOSED when bind or listen fails (the log says why).
+// rr_server_listen binds and listens on address, one of
+//   "host:port"   an IPv4 address, or a host name, resolved here, once,
+//                 blocking, to its first address (a numeric address
+//                 avoids the wait);
+//   "[v6]:port"   that IPv6 address only; but "[::]:port" is every
+//                 interface, dual-stack (IPV6_V6ONLY off): IPv4 clients
+//                 connect too, and rr_call_peer names them as IPv4;
+//   ":port"       every interface: "[::]:port" dual-stack, or
+//                 "0.0.0.0:port" on a machine without IPv6;
+//   "unix:/path"  a Unix socket.  A socket file that nobody accepts on
+//                 (connect is refused: its server died, kill -9 say) is
+//                 replaced; a live socket, or a path that is not a
+//                 socket, is refused with RR_EADDRINUSE and left alone.
+//                 rr_server_free unlinks the socket if it is still the
+//                 one bound.
+// Port 0 lets the kernel choose (rr_server_port).  It may be called up to
+// 8 times; the first success runs the loop_init hook for loop 0 and
+// starts the extra loops.  Returns RR_OK, or RR_EINVAL (an address that
+// does not parse or resolve, too many listeners, a server shutting
+// down), RR_EADDRINUSE, RR_EACCES, RR_EADDRNOTAVAIL (not this machine's
+// address, or no such directory), RR_EMFILE or RR_ENOMEM from the
+// system, and RR_ECLOSED for any other failure of socket, bind or
+// listen; then rr_server_last_error and rr_last_error say why (so does
+// the log) and nothing is left open.
+//
+// Out of descriptors when a client connects (EMFILE, ENFILE), the server
+// accepts the clients waiting into its reserve descriptor and closes them
+// at once, so they fail fast instead of hanging in the backlog, and the
+// listener then pauses for 100 ms before accepting again: it never spins
+// the loop.  This is logged at most once a second.  Connections already
+// open are not affected.
 RR_API int rr_server_listen(rr_server *srv, const char *address);
 
 // rr_server_last_error returns why the latest rr_server_listen on srv
