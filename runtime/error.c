@@ -1,11 +1,20 @@
 // SPDX-License-Identifier: MIT
 //
-// error.c -- the library's version, error and status-code names.
+// error.c -- the library's version, error and status-code names, errno
+// mapped to rr_err, and the thread's last error sentence; see error.h.
 //
-// All text is static, so callers never free it and it is safe from any
-// thread.
+// All names are static text, so callers never free them and they are
+// safe from any thread; the last error sentence is thread-local.
+
+#include "errmap.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 
 #include "rawrpc/rawrpc.h"
+
+static _Thread_local char last_error[RR__LAST_ERROR_MAX];
 
 const char *
 rr_version(void)
@@ -39,8 +48,66 @@ rr_strerror(int err)
         return "peer is not speaking rawrpc";
     case RR_EVERSION:
         return "unsupported protocol version";
+    case RR_EADDRINUSE:
+        return "address already in use";
+    case RR_EACCES:
+        return "permission denied";
+    case RR_EMFILE:
+        return "too many open files";
+    case RR_EADDRNOTAVAIL:
+        return "address not available";
     }
     return "unknown error";
+}
+
+int
+rr__err_from_errno(int err)
+{
+    switch (err) {
+    case 0:
+        return RR_OK;
+    case ENOMEM:
+    case ENOBUFS:
+        return RR_ENOMEM;
+    case EMFILE:
+    case ENFILE:
+        return RR_EMFILE;
+    case EADDRINUSE:
+        return RR_EADDRINUSE;
+    case EACCES:
+    case EPERM:
+    case EROFS:
+        return RR_EACCES;
+    case EADDRNOTAVAIL:
+    case EAFNOSUPPORT:
+    case ENOENT:
+    case ENOTDIR:
+    case ELOOP:
+    case ENAMETOOLONG:
+        return RR_EADDRNOTAVAIL;
+    case ETIMEDOUT:
+        return RR_ETIMEDOUT;
+    case EINVAL:
+        return RR_EINVAL;
+    default:
+        return RR_ECLOSED;
+    }
+}
+
+void
+rr__set_last_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof(last_error), fmt, ap);
+    va_end(ap);
+}
+
+const char *
+rr_last_error(void)
+{
+    return last_error;
 }
 
 const char *

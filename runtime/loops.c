@@ -25,6 +25,7 @@ typedef struct loop_worker {
     pthread_t thread;
     struct ev_loop *loop;
     rr_server *srv;
+    unsigned index; // in rr_loop_cb terms: 1 for the first extra loop
     ev_async wake;
     bool shutdown_begun; // on this loop only
     // the mailbox, under mu
@@ -41,6 +42,9 @@ struct rr__loops {
     atomic_uint n_done;
     void (*done)(void *arg);
     void *arg;
+    rr_server *owner; // what the per-loop hooks are given
+    rr_loop_cb loop_init, loop_fini;
+    void *loop_arg;
     bool started;
     unsigned n;
     loop_worker w[];
@@ -97,8 +101,15 @@ static void *
 worker_main(void *arg)
 {
     loop_worker *w = arg;
+    rr__loops *ls = w->ls;
 
-    ev_run(w->loop, 0);
+    if (ls->loop_init != NULL)
+        ls->loop_init(ls->owner, w->loop, w->index, ls->loop_arg);
+    ev_run(w->loop, 0); // until the stop: the child server is freed
+    if (ls->loop_fini != NULL) {
+        ls->loop_fini(ls->owner, w->loop, w->index, ls->loop_arg);
+        ev_run(w->loop, EVRUN_NOWAIT); // what the hook closed finishes
+    }
     return NULL;
 }
 
@@ -116,7 +127,8 @@ loops_done_cb(struct ev_loop *loop, ev_async *a, int revents)
 
 int
 rr__loops_new(rr__loops **out, struct ev_loop *parent_loop, unsigned n,
-              const rr_server_opts *opts, void (*done)(void *arg), void *arg)
+              rr_server *owner, const rr_server_opts *opts,
+              void (*done)(void *arg), void *arg)
 {
     rr__loops *ls = calloc(1, sizeof(*ls) + n * sizeof(loop_worker));
     rr_server_opts child = *opts;
@@ -124,20 +136,27 @@ rr__loops_new(rr__loops **out, struct ev_loop *parent_loop, unsigned n,
     if (ls == NULL)
         return RR_ENOMEM;
     child.loops = 1;
+    child.loop_init = child.loop_fini = NULL; // run here, for the owner
     ls->parent_loop = parent_loop;
     ls->done = done;
     ls->arg = arg;
+    ls->owner = owner;
+    ls->loop_init = opts->loop_init;
+    ls->loop_fini = opts->loop_fini;
+    ls->loop_arg = opts->loop_arg;
     atomic_init(&ls->n_done, 0);
     for (unsigned i = 0; i < n; i++, ls->n++) {
         loop_worker *w = &ls->w[i];
+        int rv = RR_ENOMEM;
         w->ls = ls;
+        w->index = i + 1;
         w->loop = ev_loop_new(EVFLAG_AUTO);
         if (w->loop == NULL ||
-            rr_server_new(&w->srv, w->loop, &child) != RR_OK) {
+            (rv = rr_server_new(&w->srv, w->loop, &child)) != RR_OK) {
             if (w->loop != NULL)
                 ev_loop_destroy(w->loop);
             rr__loops_free(ls);
-            return RR_ENOMEM;
+            return rv; // RR_EMFILE, say, with rr_last_error set
         }
         pthread_mutex_init(&w->mu, NULL);
         ev_async_init(&w->wake, worker_wake_cb);

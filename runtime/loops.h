@@ -20,12 +20,16 @@
 
 typedef struct rr__loops rr__loops;
 
-// rr__loops_new makes n loops with their child servers (not yet running);
-// done(arg) runs on parent_loop once every child finished a shutdown.
-// Returns RR_OK and sets *out, or RR_ENOMEM.
+// rr__loops_new makes n loops with their child servers (not yet running)
+// for the server owner, with its options; done(arg) runs on parent_loop
+// once every child finished a shutdown.  Loop i's thread runs
+// opts->loop_init(owner, loop, i + 1, opts->loop_arg) before its loop
+// serves and loop_fini after its child server is freed.  Returns RR_OK
+// and sets *out, or RR_ENOMEM / RR_EMFILE (a child server could not be
+// made; rr_last_error says why).
 int rr__loops_new(rr__loops **out, struct ev_loop *parent_loop, unsigned n,
-                  const rr_server_opts *opts, void (*done)(void *arg),
-                  void *arg);
+                  rr_server *owner, const rr_server_opts *opts,
+                  void (*done)(void *arg), void *arg);
 
 // rr__loops_count is n; rr__loops_server is child i, for registering
 // methods before rr__loops_start.

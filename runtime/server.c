@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -29,6 +30,7 @@
 #include "arena.h"
 #include "call.h"
 #include "conn.h"
+#include "errmap.h"
 #include "idmap.h"
 #include "log.h"
 #include "loops.h"
@@ -43,6 +45,8 @@
 #define ACCEPTS_PER_WAKEUP 64
 #define CALL_POOL_MAX      256
 #define LINGER_AFTER_GRACE 2.0 // seconds to wait for peers' EOF
+// Seconds a listener sleeps when accept finds no descriptor (or memory).
+#define ACCEPT_PAUSE 0.1
 
 typedef struct srv_method {
     char *name; // "/pkg.Service/Method"; NULL = empty slot
@@ -58,9 +62,12 @@ typedef struct rr_sconn rr_sconn;
 
 typedef struct srv_listener {
     ev_io io;
-    int fd;
+    ev_timer pause; // accept failed for want of descriptors: retry then
+    int fd;         // -1 once closed
     rr_server *srv;
     char path[108]; // unix socket to unlink at free, or ""
+    dev_t dev;      // ... if it is still the one we bound
+    ino_t ino;
 } srv_listener;
 
 struct rr_server {
@@ -79,8 +86,10 @@ struct rr_server {
     size_t n_pool;
     rr__loops *loops;         // opts.loops > 1: the extra loops, or NULL
     unsigned next_loop;       // where the next connection goes
+    bool loop_inited;         // opts.loop_init ran for loop 0
     rr_conn_scratch *scratch; // the loop's shared read buffer
     int spare_fd;             // shed connections with it on EMFILE
+    char last_error[RR__LAST_ERROR_MAX]; // the latest listen's failure
     ev_tstamp emfile_logged;
     ev_async async; // replies from other threads
     pthread_mutex_t mu;
@@ -717,6 +726,12 @@ rr_call_peer(const rr_call *call)
     return call->peer;
 }
 
+struct ev_loop *
+rr_call_loop(const rr_call *call)
+{
+    return call->srv != NULL ? call->srv->loop : NULL;
+}
+
 void
 rr__call_link_child(rr_call *parent, rr__child *child)
 {
@@ -1046,26 +1061,68 @@ srv_conn_cfg(rr_server *srv, rr_conn_cfg *cfg)
     cfg->scratch = srv->scratch;
 }
 
-// EMFILE/ENFILE: accept with the spare descriptor and drop the peer at
-// once, so the listener does not spin (libev's "accept()ing when you
-// can't"), and log at most once a second.
+// The listener sleeps ACCEPT_PAUSE seconds: the kernel reports it
+// readable for as long as peers wait, and accept keeps failing.
 static void
-srv_shed(rr_server *srv, int lfd, int err)
+listener_pause(srv_listener *l)
+{
+    ev_io_stop(l->srv->loop, &l->io);
+    if (!ev_is_active(&l->pause)) {
+        ev_timer_set(&l->pause, ACCEPT_PAUSE, 0.);
+        ev_timer_start(l->srv->loop, &l->pause);
+    }
+}
+
+// The pause is over: get the spare back if it was lost, and accept again
+// (a listener still out of descriptors pauses again at once).
+static void
+srv_pause_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) revents;
+    srv_listener *l = RR_CONTAINER_OF(w, srv_listener, pause);
+    rr_server *srv = l->srv;
+
+    if (srv->spare_fd < 0)
+        srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (l->fd >= 0)
+        ev_io_start(loop, &l->io);
+}
+
+// accept failed with EMFILE/ENFILE (or the kernel's ENOBUFS/ENOMEM):
+// libev's "accept()ing when you can't".  With the spare descriptor the
+// peers waiting now (up to budget) are accepted into it and dropped at
+// once, so they learn at once instead of timing out in the backlog; then,
+// spare or not, the listener pauses, since without descriptors the next
+// accept fails too and a level-triggered watcher would spin at 100 % CPU.
+// Logged at most once a second.
+static void
+srv_shed(rr_server *srv, srv_listener *l, int err, int budget)
 {
     ev_tstamp now = ev_now(srv->loop);
+    bool spare = srv->spare_fd >= 0 && (err == EMFILE || err == ENFILE);
 
     if (now - srv->emfile_logged >= 1.0) {
-        rr__log(RR_LOG_WARN, "accept: %s; shedding new connections",
-                strerror(err));
+        rr__log(RR_LOG_WARN,
+                "accept: %s; %s, accepting again every %g s until "
+                "descriptors are back",
+                strerror(err),
+                spare ? "shedding new connections" : "not accepting",
+                ACCEPT_PAUSE);
         srv->emfile_logged = now;
     }
-    if (srv->spare_fd >= 0) {
+    if (spare) {
         close(srv->spare_fd);
-        int fd = accept(lfd, NULL, NULL);
-        if (fd >= 0)
-            close(fd);
+        for (int i = 0; i < budget; i++) {
+            int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+            if (fd >= 0)
+                close(fd);
+            else if (errno != EINTR && errno != ECONNABORTED)
+                break; // none left, or even the spare's slot is no use
+        }
+        // Lost if its number is taken meanwhile; the pause retries.
         srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     }
+    listener_pause(l);
 }
 
 void
@@ -1124,7 +1181,9 @@ srv_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     rr_server *srv = l->srv;
 
     srv_enter(srv);
-    for (int i = 0; i < ACCEPTS_PER_WAKEUP && !srv->freed; i++) {
+    // An adopted connection's start may shut the server down or free it,
+    // which closes the listener: check before each accept.
+    for (int i = 0; i < ACCEPTS_PER_WAKEUP && !srv->freed && l->fd >= 0; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
         int fd = accept4(l->fd, (struct sockaddr *) &ss, &len,
@@ -1135,8 +1194,9 @@ srv_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         if (errno == EINTR || errno == ECONNABORTED)
             continue;
-        if (errno == EMFILE || errno == ENFILE)
-            srv_shed(srv, l->fd, errno);
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+            errno == ENOMEM)
+            srv_shed(srv, l, errno, ACCEPTS_PER_WAKEUP - i);
         else if (errno != EAGAIN && errno != EWOULDBLOCK)
             rr__log(RR_LOG_WARN, "accept: %s", strerror(errno));
         break;
@@ -1144,60 +1204,175 @@ srv_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     srv_leave(srv);
 }
 
+// why gets what failed: "bind: Address already in use".
 static int
-listener_open(rr_server *srv, const rr_addr *a, srv_listener *l)
+listener_syserr(const char *what, int err, char *why, size_t n)
 {
-    int one = 1;
+    snprintf(why, n, "%s: %s", what, strerror(err));
+    return rr__err_from_errno(err);
+}
+
+// The Unix socket path is taken.  A socket nobody accepts on (connect is
+// refused: its server died without unlinking it, kill -9 say) is removed
+// so that bind can try again, as gRPC does; a live one, or anything that
+// is not a socket, is left alone.  Returns RR_OK when the path is free.
+static int
+listener_unix_reclaim(const rr_addr *a, char *why, size_t n)
+{
+    const char *path = ((const struct sockaddr_un *) &a->ss)->sun_path;
+    struct stat st;
+
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? RR_OK // gone meanwhile
+                               : listener_syserr("stat", errno, why, n);
+    if (!S_ISSOCK(st.st_mode)) {
+        snprintf(why, n, "%s exists and is not a socket", path);
+        return RR_EADDRINUSE;
+    }
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (probe < 0)
+        return listener_syserr("socket", errno, why, n);
+    int rv = connect(probe, (const struct sockaddr *) &a->ss, a->len);
+    int err = errno;
+    close(probe);
+    if (rv == 0 || err == EAGAIN) { // accepted, or its backlog is full
+        snprintf(why, n, "a server is listening on it");
+        return RR_EADDRINUSE;
+    }
+    if (err != ECONNREFUSED) {
+        snprintf(why, n, "the socket is in use (connect: %s)", strerror(err));
+        return err == EACCES || err == EPERM ? RR_EACCES : RR_EADDRINUSE;
+    }
+    if (unlink(path) != 0 && errno != ENOENT)
+        return listener_syserr("removing the stale socket", errno, why, n);
+    rr__log(RR_LOG_INFO, "listen unix:%s: replaced a stale socket", path);
+    return RR_OK;
+}
+
+static int
+listener_bind(int fd, const rr_addr *a, char *why, size_t n)
+{
+    if (bind(fd, (const struct sockaddr *) &a->ss, a->len) == 0)
+        return RR_OK;
+    int err = errno;
+    if (err == EADDRINUSE && a->ss.ss_family == AF_UNIX) {
+        int rv = listener_unix_reclaim(a, why, n);
+        if (rv != RR_OK)
+            return rv;
+        if (bind(fd, (const struct sockaddr *) &a->ss, a->len) == 0)
+            return RR_OK;
+        err = errno;
+    }
+    return listener_syserr("bind", err, why, n);
+}
+
+// Opens, binds and starts a listener on a.  Returns RR_OK, or an rr_err
+// with why saying what failed.
+static int
+listener_open(rr_server *srv, const rr_addr *a, srv_listener *l, char *why,
+              size_t n)
+{
+    int one = 1, rv;
     int fd =
         socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
     if (fd < 0)
-        return -errno;
+        return listener_syserr("socket", errno, why, n);
     if (a->ss.ss_family != AF_UNIX)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (a->ss.ss_family == AF_INET6) // "[::]:p" means IPv6 only; be explicit
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(fd, (const struct sockaddr *) &a->ss, a->len) != 0 ||
-        listen(fd, srv->opts.backlog) != 0) {
-        int err = errno;
+    if (a->ss.ss_family == AF_INET6) {
+        // The wildcard "[::]" is dual-stack, IPv4 clients included; a
+        // specific address is that address only.  Both explicit: the
+        // system's default (net.ipv6.bindv6only) varies.
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) &a->ss;
+        int v6only = !IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+    }
+    if ((rv = listener_bind(fd, a, why, n)) != RR_OK) {
         close(fd);
-        return -err;
+        return rv;
+    }
+    l->path[0] = '\0';
+    if (a->ss.ss_family == AF_UNIX) {
+        struct stat st;
+        snprintf(l->path, sizeof(l->path), "%s",
+                 ((const struct sockaddr_un *) &a->ss)->sun_path);
+        // Remembered so that free unlinks our socket, not a successor's.
+        l->dev = 0;
+        l->ino = 0;
+        if (stat(l->path, &st) == 0) {
+            l->dev = st.st_dev;
+            l->ino = st.st_ino;
+        }
+    }
+    if (listen(fd, srv->opts.backlog) != 0) {
+        rv = listener_syserr("listen", errno, why, n);
+        if (l->path[0] != '\0')
+            unlink(l->path);
+        close(fd);
+        return rv;
     }
     l->fd = fd;
     l->srv = srv;
-    l->path[0] = '\0';
-    if (a->ss.ss_family == AF_UNIX)
-        snprintf(l->path, sizeof(l->path), "%s",
-                 ((const struct sockaddr_un *) &a->ss)->sun_path);
     ev_io_init(&l->io, srv_accept_cb, fd, EV_READ);
+    ev_timer_init(&l->pause, srv_pause_cb, ACCEPT_PAUSE, 0.);
     ev_io_start(srv->loop, &l->io);
-    return 0;
+    return RR_OK;
+}
+
+// Records why rr_server_listen failed, "listen " and the sentence fmt
+// makes, in rr_server_last_error, rr_last_error and the log.
+__attribute__((format(printf, 3, 4))) static int
+listen_fail(rr_server *srv, int rv, const char *fmt, ...)
+{
+    char why[sizeof(srv->last_error) - 7];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    snprintf(srv->last_error, sizeof(srv->last_error), "listen %s", why);
+    rr__set_last_error("%s", srv->last_error);
+    rr__log(RR_LOG_ERROR, "%s", srv->last_error);
+    return rv;
 }
 
 int
 rr_server_listen(rr_server *srv, const char *address)
 {
     rr_addr a;
-    char msg[160];
+    char why[160];
+    bool any;
+    int rv;
 
-    if (srv == NULL || address == NULL || srv->shutting)
-        return RR_EINVAL;
-    if (srv->n_listeners == MAX_LISTENERS) {
-        rr__log(RR_LOG_ERROR, "listen %s: at most %d listeners", address,
-                MAX_LISTENERS);
+    if (srv == NULL || address == NULL) {
+        rr__set_last_error("rr_server_listen: NULL %s",
+                           srv == NULL ? "server" : "address");
         return RR_EINVAL;
     }
-    if (rr__addr_parse(address, &a, msg, sizeof(msg)) != RR_OK) {
-        rr__log(RR_LOG_ERROR, "listen: %s", msg);
-        return RR_EINVAL;
-    }
+    srv->last_error[0] = '\0';
+    if (srv->shutting)
+        return listen_fail(srv, RR_EINVAL, "%.80s: the server is shut down",
+                           address);
+    if (srv->n_listeners == MAX_LISTENERS)
+        return listen_fail(srv, RR_EINVAL, "%.80s: at most %d listeners",
+                           address, MAX_LISTENERS);
+    if (rr__addr_parse_listen(address, &a, &any, why, sizeof(why)) != RR_OK)
+        return listen_fail(srv, RR_EINVAL, "%s", why);
     srv_listener *l = &srv->listeners[srv->n_listeners];
-    int err = listener_open(srv, &a, l);
-    if (err != 0) {
-        rr__log(RR_LOG_ERROR, "listen %s: %s", address, strerror(-err));
-        return RR_ECLOSED;
+    rv = listener_open(srv, &a, l, why, sizeof(why));
+    if (rv == RR_EADDRNOTAVAIL && any) { // ":port" on a machine without IPv6
+        rr__addr_any4(&a);
+        rv = listener_open(srv, &a, l, why, sizeof(why));
     }
+    if (rv != RR_OK)
+        return listen_fail(srv, rv, "%.80s: %s", address, why);
     srv->n_listeners++;
+    if (!srv->loop_inited) { // the first listener: loop 0 serves from now
+        srv->loop_inited = true;
+        if (srv->opts.loop_init != NULL)
+            srv->opts.loop_init(srv, srv->loop, 0, srv->opts.loop_arg);
+    }
     if (srv->loops != NULL && rr__loops_start(srv->loops) != RR_OK) {
         rr__log(RR_LOG_WARN, "listen %s: serving on one loop only", address);
         rr__loops_free(srv->loops);
@@ -1229,6 +1404,12 @@ rr__server_buffered(const rr_server *srv)
     return n;
 }
 
+const char *
+rr_server_last_error(const rr_server *srv)
+{
+    return srv->last_error;
+}
+
 uint16_t
 rr_server_port(const rr_server *srv)
 {
@@ -1241,8 +1422,12 @@ srv_close_listeners(rr_server *srv)
     for (size_t i = 0; i < srv->n_listeners; i++) {
         srv_listener *l = &srv->listeners[i];
         ev_io_stop(srv->loop, &l->io);
+        ev_timer_stop(srv->loop, &l->pause);
         close(l->fd);
-        if (l->path[0] != '\0')
+        l->fd = -1;
+        struct stat st;
+        if (l->path[0] != '\0' && lstat(l->path, &st) == 0 &&
+            st.st_dev == l->dev && st.st_ino == l->ino)
             unlink(l->path);
     }
     srv->n_listeners = 0;
@@ -1360,24 +1545,70 @@ rr_server_opts_init(rr_server_opts *o)
     o->grace_period = 10.0;
     o->tcp_keepalive = false;
     o->loops = 1;
+    o->loop_init = NULL;
+    o->loop_fini = NULL;
+    o->loop_arg = NULL;
 }
 
-static bool
+// The first option out of range, or NULL when all are fine.
+static const char *
 opts_valid(const rr_server_opts *o)
 {
-    return o->max_concurrent_calls > 0 &&
-           o->max_frame_size >= RR_MIN_MAX_FRAME_SIZE &&
-           o->max_metadata_size <= RR_META_MAX && o->handshake_timeout > 0 &&
-           o->heartbeat_interval >= 0 && o->heartbeat_timeout > 0 &&
-           o->out_low_water <= o->out_high_water && o->backlog > 0 &&
-           o->loops <= RR_MAX_LOOPS;
+    if (o->max_concurrent_calls == 0)
+        return "max_concurrent_calls is 0";
+    if (o->max_frame_size < RR_MIN_MAX_FRAME_SIZE)
+        return "max_frame_size is below the protocol's minimum";
+    if (o->max_metadata_size > RR_META_MAX)
+        return "max_metadata_size is above the protocol's maximum";
+    if (!(o->handshake_timeout > 0))
+        return "handshake_timeout is not positive";
+    if (!(o->heartbeat_interval >= 0))
+        return "heartbeat_interval is negative";
+    if (!(o->heartbeat_timeout > 0))
+        return "heartbeat_timeout is not positive";
+    if (o->out_low_water > o->out_high_water)
+        return "out_low_water is above out_high_water";
+    if (o->backlog <= 0)
+        return "backlog is not positive";
+    if (o->loops > RR_MAX_LOOPS)
+        return "loops is above RR_MAX_LOOPS";
+    return NULL;
+}
+
+// Opens the spare descriptor (shed with on EMFILE), and makes sure one
+// more is free: ev_async_start may need it for the loop's eventfd, and
+// libev aborts the process when it cannot make one.
+static int
+srv_reserve_fds(rr_server *srv)
+{
+    srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int probe =
+        srv->spare_fd >= 0 ? fcntl(srv->spare_fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (probe >= 0) {
+        close(probe);
+        return RR_OK;
+    }
+    int err = errno;
+    if (srv->spare_fd >= 0)
+        close(srv->spare_fd);
+    srv->spare_fd = -1;
+    rr__set_last_error("rr_server_new: no descriptor for the server and "
+                       "its loop: %s",
+                       strerror(err));
+    return rr__err_from_errno(err);
 }
 
 int
 rr_server_new(rr_server **out, struct ev_loop *loop, const rr_server_opts *opts)
 {
-    if (out == NULL || loop == NULL)
+    int rv;
+
+    if (out == NULL || loop == NULL) {
+        rr__set_last_error("rr_server_new: NULL %s",
+                           out == NULL ? "out" : "loop");
         return RR_EINVAL;
+    }
+    *out = NULL;
     rr_server *srv = calloc(1, sizeof(*srv));
     if (srv == NULL)
         return RR_ENOMEM;
@@ -1385,7 +1616,9 @@ rr_server_new(rr_server **out, struct ev_loop *loop, const rr_server_opts *opts)
         srv->opts = *opts;
     else
         rr_server_opts_init(&srv->opts);
-    if (!opts_valid(&srv->opts)) {
+    const char *bad = opts_valid(&srv->opts);
+    if (bad != NULL) {
+        rr__set_last_error("rr_server_new: invalid options: %s", bad);
         free(srv);
         return RR_EINVAL;
     }
@@ -1393,20 +1626,29 @@ rr_server_new(rr_server **out, struct ev_loop *loop, const rr_server_opts *opts)
         free(srv);
         return RR_ENOMEM;
     }
-    if (srv->opts.loops > 1 &&
-        rr__loops_new(&srv->loops, loop, srv->opts.loops - 1, &srv->opts,
-                      srv_loops_done, srv) != RR_OK) {
+    if ((rv = srv_reserve_fds(srv)) != RR_OK) {
         rr__conn_scratch_unref(srv->scratch);
         free(srv);
-        return RR_ENOMEM;
+        return rv;
     }
     srv->loop = loop;
-    srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     srv->emfile_logged = -1e9;
     pthread_mutex_init(&srv->mu, NULL);
+    // Before the extra loops, which take descriptors of their own.
     ev_async_init(&srv->async, srv_async_cb);
     ev_async_start(loop, &srv->async);
     ev_unref(loop); // the hand-off alone must not keep the loop running
+    if (srv->opts.loops > 1 &&
+        (rv = rr__loops_new(&srv->loops, loop, srv->opts.loops - 1, srv,
+                            &srv->opts, srv_loops_done, srv)) != RR_OK) {
+        ev_ref(loop);
+        ev_async_stop(loop, &srv->async);
+        pthread_mutex_destroy(&srv->mu);
+        close(srv->spare_fd);
+        rr__conn_scratch_unref(srv->scratch);
+        free(srv);
+        return rv;
+    }
     ev_timer_init(&srv->grace, srv_grace_cb, 0., 0.);
     ev_timer_init(&srv->linger, srv_linger_cb, 0., 0.);
     *out = srv;
@@ -1456,6 +1698,8 @@ rr_server_free(rr_server *srv)
     srv->loops = NULL;
     while (srv->conns != NULL)
         rr__conn_close(&srv->conns->c, RR_ECLOSED, "server freed");
+    if (srv->loop_inited && srv->opts.loop_fini != NULL)
+        srv->opts.loop_fini(srv, srv->loop, 0, srv->opts.loop_arg);
     ev_timer_stop(srv->loop, &srv->grace);
     ev_timer_stop(srv->loop, &srv->linger);
     ev_ref(srv->loop);

@@ -3,7 +3,8 @@
 // test_faults.c -- what breaks servers in practice, done with raw sockets:
 // garbage, oversized and out-of-order frames, silent peers (handshake and
 // heartbeat), resets mid-call, GOAWAY with calls in flight, a server that
-// restarts, a peer that stops reading, and running out of descriptors.
+// restarts and a peer that stops reading (running out of descriptors is
+// in test_listen.c).
 // Each time the offender is dealt with and everyone else keeps going.
 
 #include <arpa/inet.h>
@@ -842,97 +843,6 @@ test_faults_slow_reader_is_bounded(void **state)
     rawpeer_close(&p);
 }
 
-typedef struct shed_log {
-    int shed;
-} shed_log;
-
-static void
-log_shed(rr_log_level level, const char *msg, void *arg)
-{
-    (void) level;
-    shed_log *sl = arg;
-
-    if (strstr(msg, "shedding") != NULL)
-        sl->shed++;
-}
-
-// The highest descriptor number open, plus one.
-static int
-fd_ceiling(void)
-{
-    int top = -1;
-
-    for (int fd = 0; fd < 4096; fd++) {
-        if (fcntl(fd, F_GETFD) != -1)
-            top = fd;
-    }
-    return top + 1;
-}
-
-static void
-test_faults_descriptor_exhaustion(void **state)
-{
-    fixture *fx = *state;
-    enum { N = 4 };
-    int fds[N], n_fill = 0;
-    struct rlimit old, low;
-    shed_log sl = {0};
-    struct sockaddr_in sin = {.sin_family = AF_INET,
-                              .sin_port = htons(fx->port)};
-
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    fx_expect_service(fx);      // the channel's connection exists before
-    for (int i = 0; i < N; i++) // sockets made while descriptors remain
-        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
-    low = old;
-    // RLIMIT_NOFILE caps descriptor numbers: set it just above the highest
-    // one open and fill the holes below, so not one descriptor is free.
-    int ceiling = fd_ceiling();
-    int *fill = calloc((size_t) ceiling + 1, sizeof(*fill));
-    assert_non_null(fill);
-    low.rlim_cur = (rlim_t) ceiling;
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
-    errno = 0;
-    while (n_fill <= ceiling &&
-           (fill[n_fill] = open("/dev/null", O_RDONLY)) >= 0)
-        n_fill++;
-    assert_int_equal(errno, EMFILE);
-    rr_log_set(log_shed, &sl, RR_LOG_WARN);
-
-    // accept4 fails with EMFILE: the server sheds each peer with its
-    // spare descriptor and does not spin.
-    for (int i = 0; i < N; i++)
-        assert_int_equal(connect(fds[i], (struct sockaddr *) &sin, sizeof(sin)),
-                         0);
-    fx_run_for(fx, 0.1);
-    assert_true(sl.shed >= 1);
-    for (int i = 0; i < N; i++) {
-        char c;
-        // Each was accepted and closed at once: EOF (or a reset).
-        assert_true(recv(fds[i], &c, 1, 0) <= 0);
-    }
-    fx_expect_service(fx); // established connections never noticed
-
-    // Descriptors come back: new connections are served again.
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
-    for (int i = 0; i < n_fill; i++)
-        close(fill[i]);
-    free(fill);
-    rr_log_set(NULL, NULL, RR_LOG_OFF);
-    for (int i = 0; i < N; i++)
-        close(fds[i]);
-    rr_channel *ch;
-    outcome o = {0};
-    Rrtest__Echo req = RRTEST__ECHO__INIT;
-    assert_int_equal(rr_channel_new(&ch, fx->loop, fx->target, NULL), RR_OK);
-    rr_channel_call(ch, &test_methods[M_ECHO], &req.base, NULL, result_cb, &o,
-                    NULL);
-    fx_wait(fx, &o);
-    assert_int_equal(o.status, RR_STATUS_OK);
-    rr_channel_free(ch);
-}
-
 int
 main(void)
 {
@@ -959,7 +869,6 @@ main(void)
         T(test_faults_grace_period_cancels_stragglers),
         T(test_faults_reconnect_with_backoff),
         T(test_faults_slow_reader_is_bounded),
-        T(test_faults_descriptor_exhaustion),
     };
 #undef T
     return cmocka_run_group_tests_name("faults", tests, NULL, NULL);

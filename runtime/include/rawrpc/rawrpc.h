@@ -11,7 +11,8 @@
 // Threads: a server or channel belongs to the loop it was made with and is
 // used only from that loop's thread; the one exception is
 // rr_call_reply_from_thread / rr_call_fail_from_thread.  Different loops on
-// different threads are independent.
+// different threads are independent.  A server with several loops runs
+// each call's handler on the call's own loop, rr_call_loop.
 //
 // Callbacks: a function that returns an error never runs its callback.  One
 // that returns RR_OK runs it exactly once, from the loop, never before the
@@ -69,11 +70,26 @@ typedef enum rr_err {
     RR_ENOBUFS = -8,   // an output buffer reached its cap
     RR_EPREFACE = -9,  // the peer is not speaking rawrpc
     RR_EVERSION = -10, // the peer's protocol version is not supported
+
+    // What a listener or rr_server_new meets in the system.
+    RR_EADDRINUSE = -11,    // the address is taken: a server listens there
+    RR_EACCES = -12,        // permission denied (a port, a directory)
+    RR_EMFILE = -13,        // no file descriptor left (RLIMIT_NOFILE)
+    RR_EADDRNOTAVAIL = -14, // the address is not this machine's (or no IPv6)
 } rr_err;
 
 // rr_strerror returns a static English description of err, or of an
 // unknown code "unknown error".  It never returns NULL.
 RR_API const char *rr_strerror(int err);
+
+// rr_last_error returns a sentence on why the last failing rawrpc call of
+// this thread that documents it failed: an address that does not parse
+// (rr_server_listen, rr_channel_new), a bind that fails, rr_server_new
+// out of descriptors or given bad options.  Like errno it is written on
+// failure and never cleared, so read it right after an error return.  ""
+// before any failure.  The text belongs to the thread and stays valid
+// until the thread exits; it never returns NULL.
+RR_API const char *rr_last_error(void);
 
 // ----------------------------------------------------------- status codes
 
@@ -152,6 +168,14 @@ typedef struct rr_metadata {
 typedef struct rr_server rr_server;
 typedef struct rr_call rr_call;
 
+// A per-loop hook of a server: loop is one of the loops serving it,
+// index its number (0 is the loop the server was made with, 1 to
+// loops - 1 the extra ones), srv the server rr_server_new gave you (on an
+// extra loop's thread, for telling servers apart only: call nothing on
+// it there).  See rr_server_opts.loop_init.
+typedef void (*rr_loop_cb)(rr_server *srv, struct ev_loop *loop, unsigned index,
+                           void *arg);
+
 // Server options; rr_server_opts_init sets every default named here.
 typedef struct rr_server_opts {
     int backlog;                   // listen(2) backlog: 511
@@ -174,6 +198,17 @@ typedef struct rr_server_opts {
     // rr_server_listen.  max_connections applies to each loop.  See the
     // guide's "Threads" section.
     unsigned loops;
+    // Per-loop set-up, for state a handler reaches through rr_call_loop
+    // (a channel or a cache per loop, say): NULL, NULL, NULL.  loop_init
+    // runs once for each loop, on that loop's own thread, before the loop
+    // serves a connection: loop 0 inside the first rr_server_listen that
+    // succeeds, the extra loops as their threads start.  loop_fini runs
+    // once for each loop whose loop_init ran, on the same thread, after
+    // that loop's connections are closed, inside rr_server_free (the
+    // extra loops' first, loop 0's last).  Both get loop_arg.
+    rr_loop_cb loop_init;
+    rr_loop_cb loop_fini;
+    void *loop_arg;
 } rr_server_opts;
 
 #define RR_MAX_LOOPS 256
@@ -181,7 +216,15 @@ typedef struct rr_server_opts {
 RR_API void rr_server_opts_init(rr_server_opts *opts);
 
 // rr_server_new makes a server on loop; opts NULL means the defaults.
-// Returns RR_OK and sets *out, or RR_ENOMEM / RR_EINVAL.
+// With loops > 1 it makes the extra loops too (their threads start at
+// the first rr_server_listen).  It holds one descriptor in reserve, to
+// shed connections with when accept runs out (rr_server_listen), and
+// checks that a descriptor is free for the loop's wake-up before libev
+// needs one, so running out of descriptors is an error here, never an
+// abort inside libev.  Returns RR_OK and sets *out; or RR_EINVAL (an
+// option out of range, named by rr_last_error), RR_EMFILE (no descriptor
+// left: RLIMIT_NOFILE) or RR_ENOMEM, and then *out is NULL and nothing
+// is kept.
 RR_API int rr_server_new(rr_server **out, struct ev_loop *loop,
                          const rr_server_opts *opts);
 
@@ -200,11 +243,45 @@ RR_API int rr_server_add_service(rr_server *srv,
                                  const ProtobufCServiceDescriptor *svc,
                                  const rr_handler_cb *handlers, void *arg);
 
-// rr_server_listen binds and listens on "host:port" (IPv4 or "[v6]:port";
-// port 0 lets the kernel choose) or "unix:/path".  It may be called more
-// than once.  Returns RR_OK, RR_EINVAL for an unparsable address, or
-// RR_ECLOSED when bind or listen fails (the log says why).
+// rr_server_listen binds and listens on address, one of
+//   "host:port"   an IPv4 address, or a host name, resolved here, once,
+//                 blocking, to its first address (a numeric address
+//                 avoids the wait);
+//   "[v6]:port"   that IPv6 address only; but "[::]:port" is every
+//                 interface, dual-stack (IPV6_V6ONLY off): IPv4 clients
+//                 connect too, and rr_call_peer names them as IPv4;
+//   ":port"       every interface: "[::]:port" dual-stack, or
+//                 "0.0.0.0:port" on a machine without IPv6;
+//   "unix:/path"  a Unix socket.  A socket file that nobody accepts on
+//                 (connect is refused: its server died, kill -9 say) is
+//                 replaced; a live socket, or a path that is not a
+//                 socket, is refused with RR_EADDRINUSE and left alone.
+//                 rr_server_free unlinks the socket if it is still the
+//                 one bound.
+// Port 0 lets the kernel choose (rr_server_port).  It may be called up to
+// 8 times; the first success runs the loop_init hook for loop 0 and
+// starts the extra loops.  Returns RR_OK, or RR_EINVAL (an address that
+// does not parse or resolve, too many listeners, a server shutting
+// down), RR_EADDRINUSE, RR_EACCES, RR_EADDRNOTAVAIL (not this machine's
+// address, or no such directory), RR_EMFILE or RR_ENOMEM from the
+// system, and RR_ECLOSED for any other failure of socket, bind or
+// listen; then rr_server_last_error and rr_last_error say why (so does
+// the log) and nothing is left open.
+//
+// Out of descriptors when a client connects (EMFILE, ENFILE), the server
+// accepts the clients waiting into its reserve descriptor and closes them
+// at once, so they fail fast instead of hanging in the backlog, and the
+// listener then pauses for 100 ms before accepting again: it never spins
+// the loop.  This is logged at most once a second.  Connections already
+// open are not affected.
 RR_API int rr_server_listen(rr_server *srv, const char *address);
+
+// rr_server_last_error returns why the latest rr_server_listen on srv
+// failed, as one sentence naming the address and the cause ("listen
+// 127.0.0.1:80: bind: Permission denied"), or "" if it succeeded or none
+// was made.  The text stays valid until the next rr_server_listen or
+// rr_server_free.
+RR_API const char *rr_server_last_error(const rr_server *srv);
 
 // rr_server_port returns the TCP port of the first listener, as bound (so
 // the kernel's choice for port 0), or 0 if there is none.
@@ -278,6 +355,13 @@ RR_API const rr_method *rr_call_method(const rr_call *call);
 // rr_call_peer returns the client's address, "127.0.0.1:40112", valid
 // until the call completes, also after the client has gone.
 RR_API const char *rr_call_peer(const rr_call *call);
+
+// rr_call_loop returns the loop the call's connection lives on, the one
+// its handler runs on: with rr_server_opts.loops > 1 one of the server's
+// loops, not necessarily yours.  Timers, channels and child calls
+// (rr_call_opts.parent) of the handler belong on this loop.  NULL once
+// the server has been freed.
+RR_API struct ev_loop *rr_call_loop(const rr_call *call);
 
 // ---------------------------------------------------------------- channel
 
