@@ -9,6 +9,7 @@ import unittest
 import codec
 from client import Client
 from conn import SLOW, TIMEOUT
+from codec import GOAWAY, RESPONSE
 import procs
 
 import testmsg_pb2
@@ -34,6 +35,15 @@ def echo(text="", data=b""):
 
 def sleep_req(ms):
     return kv_pb2.SleepRequest(ms=ms).SerializeToString()
+
+
+def responses(frames):
+    return {f.call_id: codec.decode_response_meta(f.meta).status
+            for f in frames if f.type == RESPONSE}
+
+
+def goaways(frames):
+    return [codec.decode_goaway(f.body) for f in frames if f.type == GOAWAY]
 
 
 class ServerTest(unittest.TestCase):
@@ -95,4 +105,4 @@ class ServerTest(unittest.TestCase):
 
 __all__ = ["ServerTest", "ECHO", "HOLD", "FAIL", "BIG", "META", "UNSET",
            "KV_GET", "KV_PUT", "KV_SLEEP", "ECHO_ECHO", "Echo", "echo",
-           "sleep_req", "codec", "SLOW", "TIMEOUT", "kv_pb2"]
+           "sleep_req", "codec", "goaways", "responses", "SLOW", "TIMEOUT", "kv_pb2"]

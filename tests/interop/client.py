@@ -90,8 +90,12 @@ class Client(Conn):
             assert f.call_id not in self.answered, \
                 f"second RESPONSE for call {f.call_id}"
             self.answered.add(f.call_id)
-            # Strict: a message that is not UTF-8 raises DecodeError.
-            codec.decode_response_meta(f.meta)
+            try:  # strict: a message that is not UTF-8 raises DecodeError
+                codec.decode_response_meta(f.meta)
+            except Exception as e:
+                raise AssertionError(
+                    f"ResponseMeta of call {f.call_id} does not decode "
+                    f"strictly ({e}): {f.meta[-60:]!r}") from None
             return
         assert f.call_id == 0, f"connection frame with a call_id: {f}"
         assert f.meta_len == 0, f"meta_len on a connection frame: {f}"
@@ -153,22 +157,23 @@ class Client(Conn):
 
     # ------------------------------------------------------------ closing
 
-    def goaway(self, timeout=TIMEOUT):
-        f, _ = self.read_until(lambda f: f.type == GOAWAY, timeout)
+    def goaway(self, timeout=TIMEOUT, answer_pings=True):
+        f, _ = self.read_until(lambda f: f.type == GOAWAY, timeout,
+                               answer_pings)
         return codec.decode_goaway(f.body)
 
-    def expect_error(self, code, timeout=ERROR_WAIT):
+    def expect_error(self, code, timeout=ERROR_WAIT, answer_pings=True):
         """The server must send GOAWAY `code`, then close; returns the
         GOAWAY."""
         try:
-            g = self.goaway(timeout)
+            g = self.goaway(timeout, answer_pings)
         except AssertionError as e:
             raise AssertionError(
                 f"expected GOAWAY {codec.error_name(code)}: {e}") from None
         assert g.error_code == code, (
             f"GOAWAY {codec.error_name(g.error_code)} ({g.message!r}), "
             f"expected {codec.error_name(code)}")
-        self.expect_eof(timeout)
+        self.expect_eof(timeout, answer_pings)
         return g
 
     def alive(self, timeout=TIMEOUT):

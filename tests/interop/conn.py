@@ -11,9 +11,9 @@ import time
 import codec
 
 # Under valgrind the C programs run many times slower: scale waits.
-SLOW = 3.0 if os.environ.get("RR_INTEROP_WRAPPER", "").strip() else 1.0
+SLOW = 2.0 if os.environ.get("RR_INTEROP_WRAPPER", "").strip() else 1.0
 TIMEOUT = 5.0 * SLOW  # the longest wait for anything expected
-ERROR_WAIT = 2.0 * SLOW  # for a GOAWAY the server owes at once
+ERROR_WAIT = 1.5 * SLOW  # for what the peer owes at once (a GOAWAY, a close)
 
 
 class Conn:
