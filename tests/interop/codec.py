@@ -308,13 +308,15 @@ class Reader:
     preface: bool = True
     buf: bytearray = field(default_factory=bytearray)
     got_preface: tuple = None
+    raw_preface: bytes = b""
 
     def feed(self, data):
         self.buf += data
 
     def take_preface(self):
         if self.got_preface is None and len(self.buf) >= PREFACE_SIZE:
-            self.got_preface = decode_preface(bytes(self.buf[:PREFACE_SIZE]))
+            self.raw_preface = bytes(self.buf[:PREFACE_SIZE])
+            self.got_preface = decode_preface(self.raw_preface)
             del self.buf[:PREFACE_SIZE]
         return self.got_preface
 
