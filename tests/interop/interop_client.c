@@ -116,8 +116,8 @@ start(spec *s)
     opts.timeout = s->timeout;
     opts.metadata = s->n_meta > 0 ? s->meta : NULL;
     opts.n_metadata = s->n_meta;
-    err = rr_channel_call(p->ch, &s->method, &s->req.base, &opts, result_cb,
-                          s, &s->token);
+    err = rr_channel_call(p->ch, &s->method, &s->req.base, &opts, result_cb, s,
+                          &s->token);
     if (err != RR_OK) {
         printf("result %d error %s\n", s->index, rr_strerror(err));
         fflush(stdout);

@@ -282,7 +282,8 @@ main(int argc, char **argv)
     if (!parse_args(argc, argv, &o, &st))
         return 2;
     if (rr_server_new(&st.srv, st.loop, &o) != RR_OK ||
-        rr_kv_new(&kv, st.loop) != RR_OK || rr_kv_register(st.srv, kv) != RR_OK ||
+        rr_kv_new(&kv, st.loop) != RR_OK ||
+        rr_kv_register(st.srv, kv) != RR_OK ||
         rr_echo_register(st.srv) != RR_OK ||
         rr_server_add_service(st.srv, &rrtest__test__descriptor, handlers,
                               &st) != RR_OK ||
@@ -307,7 +308,8 @@ main(int argc, char **argv)
     // Held calls the grace period cut short: complete them (the contract).
     while (st.holds != NULL) {
         held *h = st.holds;
-        held_unlink(&st, h);
+        st.holds = h->next;
+        ev_timer_stop(st.loop, &h->t);
         rr_call_reply(h->call, &h->reply.base);
         free(h);
     }
