@@ -8,7 +8,7 @@ import struct
 from dataclasses import dataclass
 
 import codec
-from codec import (GOAWAY, PING, PONG, REQUEST, RESPONSE, SETTINGS, CANCEL)
+from codec import GOAWAY, PING, PONG, RESPONSE, SETTINGS
 from conn import ERROR_WAIT, TIMEOUT, Conn
 
 DEFAULT_SETTINGS = [(codec.MAX_FRAME_SIZE, 4194304),
@@ -190,6 +190,3 @@ def raw_frame(length, ftype, flags=0, meta_len=0, call_id=0, body=b""):
     return struct.pack(">IBBHI", length, ftype, flags, meta_len,
                        call_id) + body
 
-
-__all__ = ["Client", "Reply", "DEFAULT_SETTINGS", "settings_frame",
-           "raw_frame", "CANCEL", "REQUEST"]

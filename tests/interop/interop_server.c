@@ -302,6 +302,10 @@ main(int argc, char **argv)
     ev_signal_start(st.loop, &term);
     ev_run(st.loop, 0);
     ev_signal_stop(st.loop, &term);
+    // A late SIGTERM must not kill the cleanup that follows.
+    struct sigaction ign = {0};
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGTERM, &ign, NULL);
 
     printf("executions %llu\n", st.executions);
     fflush(stdout);

@@ -49,14 +49,17 @@ class Server:
                                      stdout=subprocess.PIPE,
                                      stderr=self.stderr)
         self.status = None
+        self.terminated = False
         self.output = ""
         line = _read_line(self.proc, time.monotonic() + 10 * SLOW)
         assert line.startswith("port "), line
         self.port = int(line.split()[1])
 
     def terminate(self):
-        """Asks for a graceful shutdown (SIGTERM)."""
-        self.proc.send_signal(signal.SIGTERM)
+        """Asks for a graceful shutdown (SIGTERM), once."""
+        if not self.terminated:
+            self.terminated = True
+            self.proc.send_signal(signal.SIGTERM)
 
     def wait(self, timeout=TIMEOUT):
         """Waits for the exit; returns the status (None if still running
@@ -81,8 +84,7 @@ class Server:
     def stop(self):
         """Graceful stop; kills by PID if that takes too long.  Returns
         the exit status."""
-        if self.proc.poll() is None:
-            self.terminate()
+        self.terminate()
         if self.wait(TIMEOUT + 5) is None:
             self.proc.kill()
             self.proc.wait(5)

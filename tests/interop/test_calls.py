@@ -8,7 +8,7 @@ import re
 import time
 import unittest
 
-from base import (BIG, ECHO, ECHO_ECHO, FAIL, HOLD, KV_GET, KV_PUT, KV_SLEEP,
+from base import (ECHO, ECHO_ECHO, FAIL, HOLD, KV_GET, KV_PUT, KV_SLEEP,
                   META, UNSET, Echo, ServerTest, codec, echo, kv_pb2, sleep_req,
                   SLOW)
 from client import DEFAULT_SETTINGS

@@ -8,7 +8,7 @@ import unittest
 
 from base import ECHO, ServerTest, codec, echo
 from client import raw_frame
-from codec import (CANCEL, GOAWAY, PING, PONG, REQUEST, RESPONSE, SETTINGS)
+from codec import CANCEL, GOAWAY, PING, PONG, REQUEST, SETTINGS
 
 MIB4 = 4194304
 

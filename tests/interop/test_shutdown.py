@@ -3,7 +3,6 @@
 (GOAWAY, calls finish, crossing REQUESTs never run, the grace period, no
 new connections) and the client's GOAWAY."""
 
-import socket
 import time
 import unittest
 
