@@ -140,6 +140,8 @@ class Conn:
         others = []
         deadline = time.monotonic() + timeout
         while True:
+            if time.monotonic() > deadline + 1.0:  # frames kept coming
+                raise AssertionError(f"no match within {timeout:.1f} s")
             f = self.read_frame(max(0.0, deadline - time.monotonic()))
             if f is None:
                 raise AssertionError(
@@ -157,6 +159,8 @@ class Conn:
         out = []
         deadline = time.monotonic() + timeout
         while True:
+            if time.monotonic() > deadline + 1.0:  # frames kept coming
+                raise AssertionError(f"no EOF within {timeout:.1f} s")
             f = self.read_frame(max(0.0, deadline - time.monotonic()))
             if f is None:
                 return out
