@@ -12,7 +12,10 @@
 //   t=SECONDS    the call's timeout (0: none)
 //   meta=KEY:VAL one metadata pair; up to 4 of them
 //   at=SECONDS   start the call that long after the program starts
-//   cancel=S     cancel the call S seconds after it starts
+//   hold=1       start the call only when told so on standard input
+// Standard input takes commands, one a line: "start I" starts call I
+// (given hold=1), "cancel I" cancels it with rr_channel_cancel.  The
+// tests use them to act once their server has seen what they wait for.
 // Every call's request is a rrtest.Echo and so is its reply.  For each
 // finished call it prints, in the order they finish,
 //   result I STATUS msg=M text=T data=N
@@ -27,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rawrpc/rawrpc.h"
 #include "testmsg.pb-c.h"
@@ -37,13 +41,14 @@ typedef struct spec {
     int index;
     rr_method method;
     Rrtest__Echo req;
-    double timeout, at, cancel;
+    double timeout, at;
+    bool hold;
     rr_metadata meta[MAX_META];
     size_t n_meta;
     uint8_t *data;
     uint64_t token;
     bool started, finished;
-    ev_timer start_timer, cancel_timer;
+    ev_timer start_timer;
     struct prog *prog;
 } spec;
 
@@ -53,6 +58,9 @@ typedef struct prog {
     spec *specs;
     int n, finished;
     ev_timer limit;
+    ev_io input;
+    char line[256];
+    size_t line_len;
 } prog;
 
 static void
@@ -73,7 +81,6 @@ finish(spec *s)
     prog *p = s->prog;
 
     s->finished = true;
-    ev_timer_stop(p->loop, &s->cancel_timer);
     if (++p->finished == p->n)
         ev_break(p->loop, EVBREAK_ALL);
 }
@@ -95,17 +102,6 @@ result_cb(const rr_result *res, void *arg)
 }
 
 static void
-cancel_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void) loop;
-    (void) revents;
-    spec *s = w->data;
-
-    if (!s->finished)
-        rr_channel_cancel(s->prog->ch, s->token);
-}
-
-static void
 start(spec *s)
 {
     prog *p = s->prog;
@@ -122,12 +118,6 @@ start(spec *s)
         printf("result %d error %s\n", s->index, rr_strerror(err));
         fflush(stdout);
         finish(s);
-        return;
-    }
-    if (s->cancel > 0) {
-        ev_timer_init(&s->cancel_timer, cancel_cb, s->cancel, 0.);
-        s->cancel_timer.data = s;
-        ev_timer_start(p->loop, &s->cancel_timer);
     }
 }
 
@@ -137,6 +127,52 @@ start_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void) loop;
     (void) revents;
     start(w->data);
+}
+
+// Runs one command line from standard input: "start I" or "cancel I".
+static void
+command(prog *p, const char *line)
+{
+    const char *space = strchr(line, ' ');
+    char *end = NULL;
+    long i = space != NULL ? strtol(space + 1, &end, 10) : -1;
+    spec *s;
+
+    if (space == NULL || end == space + 1 || *end != '\0' || i < 0 ||
+        i >= p->n) {
+        fprintf(stderr, "rawrpc-interop-client: bad command %s\n", line);
+        return;
+    }
+    s = &p->specs[i];
+    if (strncmp(line, "start ", 6) == 0 && !s->started)
+        start(s);
+    else if (strncmp(line, "cancel ", 7) == 0 && s->started && !s->finished)
+        rr_channel_cancel(p->ch, s->token);
+}
+
+static void
+input_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void) revents;
+    prog *p = w->data;
+    ssize_t n =
+        read(w->fd, p->line + p->line_len, sizeof(p->line) - 1 - p->line_len);
+    char *nl;
+
+    if (n <= 0) {
+        ev_io_stop(loop, w);
+        return;
+    }
+    p->line_len += (size_t) n;
+    while ((nl = memchr(p->line, '\n', p->line_len)) != NULL) {
+        size_t used = (size_t) (nl - p->line) + 1;
+        *nl = '\0';
+        command(p, p->line);
+        memmove(p->line, nl + 1, p->line_len - used);
+        p->line_len -= used;
+    }
+    if (p->line_len == sizeof(p->line) - 1)
+        p->line_len = 0; // an overlong line is dropped
 }
 
 static void
@@ -208,9 +244,8 @@ parse_spec(spec *s, char *arg)
         } else if (strcmp(field, "at") == 0) {
             if (!parse_number(eq, &s->at))
                 return false;
-        } else if (strcmp(field, "cancel") == 0) {
-            if (!parse_number(eq, &s->cancel))
-                return false;
+        } else if (strcmp(field, "hold") == 0) {
+            s->hold = strcmp(eq, "0") != 0;
         } else if (strcmp(field, "meta") == 0) {
             char *colon = strchr(eq, ':');
             if (colon == NULL || s->n_meta == MAX_META)
@@ -237,9 +272,14 @@ run(prog *p, const char *addr, const rr_channel_opts *o, double limit)
     }
     ev_timer_init(&p->limit, limit_cb, limit, 0.);
     ev_timer_start(p->loop, &p->limit);
+    ev_io_init(&p->input, input_cb, STDIN_FILENO, EV_READ);
+    p->input.data = p;
+    ev_io_start(p->loop, &p->input);
     for (int i = 0; i < p->n; i++) {
         spec *s = &p->specs[i];
-        if (s->at > 0) {
+        if (s->hold) {
+            continue;
+        } else if (s->at > 0) {
             ev_timer_init(&s->start_timer, start_cb, s->at, 0.);
             s->start_timer.data = s;
             ev_timer_start(p->loop, &s->start_timer);
@@ -250,10 +290,9 @@ run(prog *p, const char *addr, const rr_channel_opts *o, double limit)
     if (p->finished < p->n)
         ev_run(p->loop, 0);
     ev_timer_stop(p->loop, &p->limit);
-    for (int i = 0; i < p->n; i++) {
+    ev_io_stop(p->loop, &p->input);
+    for (int i = 0; i < p->n; i++)
         ev_timer_stop(p->loop, &p->specs[i].start_timer);
-        ev_timer_stop(p->loop, &p->specs[i].cancel_timer);
-    }
     bool all = p->finished == p->n;
     rr_channel_free(p->ch); // completes what is left: UNAVAILABLE
     if (all) {
@@ -313,7 +352,6 @@ main(int argc, char **argv)
         p.specs[i].index = i;
         p.specs[i].prog = &p;
         ev_timer_init(&p.specs[i].start_timer, start_cb, 0., 0.);
-        ev_timer_init(&p.specs[i].cancel_timer, cancel_cb, 0., 0.);
         ok = parse_spec(&p.specs[i], argv[optind + 1 + i]);
         if (!ok)
             fprintf(stderr, "rawrpc-interop-client: bad call %d\n", i);

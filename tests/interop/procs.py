@@ -113,9 +113,14 @@ class ClientRun:
         args.append(f"127.0.0.1:{port}")
         args += calls
         self.stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(WRAPPER + args, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(WRAPPER + args, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE,
                                      stderr=self.stderr)
+
+    def command(self, line):
+        """Sends a command: "start I" (a call given hold=1), "cancel I"."""
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
 
     def finish(self, timeout=TIMEOUT):
         """Waits for the client to exit; returns (status, results) where
