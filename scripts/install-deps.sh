@@ -15,6 +15,7 @@ pkgs=(
     valgrind clang
     clang-format clang-tidy cppcheck
     iproute2 nftables # the fault suite's network namespaces
+    python3 python3-protobuf # the interop suite (tests/interop)
     "$@"
 )
 
