@@ -409,11 +409,6 @@ call_free(rr_call *call)
         free(call->t_payload);
     if (call->t_msg != NULL)
         free(call->t_msg);
-    if (srv == NULL) {
-        rr__arena_fini(&call->arena);
-        free(call);
-        return;
-    }
     rr__timer_stop(srv->loop, &call->deadline);
     call_unlink(&srv->live, call);
     if (srv->n_pool < CALL_POOL_MAX) {
@@ -422,6 +417,8 @@ call_free(rr_call *call)
         rr__arena_fini(&call->arena);
         free(call);
     }
+    if (srv->freed && srv->live == NULL && srv->busy == 0)
+        srv_destroy(srv); // the last call of a freed server
 }
 
 // Fills meta with a non-OK status and msg as the client may receive it
@@ -646,19 +643,17 @@ rr_call_fail_from_thread(rr_call *call, rr_status status, const char *message)
     call_post(call);
 }
 
+// Completes the calls other threads completed since the last time.  The
+// caller holds srv (srv_enter): the last completion may be what frees a
+// freed server, which must wait for the caller's srv_leave.
 static void
-srv_async_cb(struct ev_loop *loop, ev_async *w, int revents)
+srv_take_posted(rr_server *srv)
 {
-    (void) loop;
-    (void) revents;
-    rr_server *srv = RR_CONTAINER_OF(w, rr_server, async);
-
     pthread_mutex_lock(&srv->mu);
     rr_call *list = srv->posted;
     srv->posted = NULL;
     pthread_mutex_unlock(&srv->mu);
 
-    srv_enter(srv);
     while (list != NULL) {
         rr_call *call = list;
         list = call->posted_next;
@@ -668,6 +663,17 @@ srv_async_cb(struct ev_loop *loop, ev_async *w, int revents)
         else
             call_complete(call, call->t_status, call->t_msg, NULL, NULL, 0);
     }
+}
+
+static void
+srv_async_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    rr_server *srv = RR_CONTAINER_OF(w, rr_server, async);
+
+    srv_enter(srv);
+    srv_take_posted(srv);
     srv_leave(srv);
 }
 
@@ -1666,12 +1672,19 @@ srv_loops_done(void *arg)
     srv_leave(srv);
 }
 
+// Frees a freed server once nothing can reach it: no callback of it on
+// the stack and no call of it still held by a handler.  Until then a
+// freed server is only what its calls need (the method table, the
+// mailbox from other threads, the pool), so a call completed after
+// rr_server_free, from the loop or from a thread, is answered by nobody
+// and just freed.
 static void
 srv_destroy(rr_server *srv)
 {
-    // Calls the handlers still hold outlive us: they free themselves.
-    for (rr_call *call = srv->live; call != NULL; call = call->next)
-        call->srv = NULL;
+    if (srv->live != NULL)
+        return; // the last call_free comes back here
+    ev_ref(srv->loop);
+    ev_async_stop(srv->loop, &srv->async);
     rr_call *pooled;
     while ((pooled = pool_get(srv)) != NULL) {
         rr__arena_fini(&pooled->arena);
@@ -1702,9 +1715,9 @@ rr_server_free(rr_server *srv)
         srv->opts.loop_fini(srv, srv->loop, 0, srv->opts.loop_arg);
     ev_timer_stop(srv->loop, &srv->grace);
     ev_timer_stop(srv->loop, &srv->linger);
-    ev_ref(srv->loop);
-    ev_async_stop(srv->loop, &srv->async);
     if (srv->spare_fd >= 0)
         close(srv->spare_fd);
-    srv_leave(srv); // destroys now, or when the outermost callback unwinds
+    srv->spare_fd = -1;
+    srv_take_posted(srv); // completed by threads: nothing to answer now
+    srv_leave(srv);       // destroys now, or once the last call is completed
 }

@@ -298,9 +298,12 @@ typedef void (*rr_shutdown_cb)(rr_server *srv, void *arg);
 RR_API int rr_server_shutdown(rr_server *srv, double grace, rr_shutdown_cb cb,
                               void *arg);
 
-// rr_server_free closes every connection at once (calls in flight are
-// cancelled; their handlers must still complete them, which then only
-// frees them) and frees the server.  NULL is a no-op.
+// rr_server_free closes every connection at once and frees the server.
+// Calls in flight are cancelled; their handlers must still complete them,
+// from the loop or with the _from_thread functions, which then only frees
+// them: what those calls need of the server stays until the last one is
+// completed.  Calls already completed from threads are freed here.  Safe
+// inside a handler or any callback of the server.  NULL is a no-op.
 RR_API void rr_server_free(rr_server *srv);
 
 // ------------------------------------------------------------------ calls
