@@ -197,7 +197,7 @@ test_idmap_pop_drains_in_linear_probes(void **state)
     rr_idmap_cursor c2 = {0};
     memset(seen, 0, sizeof(seen));
     n = 0;
-    while ((v = rr__idmap_pop(&m, &c2, &key)) != NULL) {
+    while (rr__idmap_pop(&m, &c2, &key) != NULL) {
         assert_int_equal(seen[key], 0);
         seen[key] = 1;
         n++;
