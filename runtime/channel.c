@@ -2,14 +2,26 @@
 //
 // channel.c -- rr_channel: the client side.  One connection at a time
 // carries every call, multiplexed by call ID; calls wait in a queue while
-// the channel connects or while the server's concurrency limit is
-// reached.  A lost connection is replaced after an exponential backoff
-// with jitter (gRPC's connection-backoff defaults).
+// the channel connects, while the server's concurrency limit is reached,
+// or while the connection's output holds OUT_HIGH bytes not yet written
+// (they go again once it is down to OUT_LOW).  A lost connection is
+// replaced after an exponential backoff with jitter (gRPC's
+// connection-backoff defaults).
+//
+// Completion: the outcome of a call is decided once (pc_settle: the first
+// of reply, failure, cancel or deadline wins) and then delivered.  A
+// RESPONSE is delivered at once, from the read callback; every other
+// outcome goes through the loop's deferred queue (defer.h), so no path --
+// a connect refused inside rr_channel_call, a request too large, a cancel
+// -- runs a callback before the function that caused it returns, and no
+// loop of the channel's own runs user code except rr_channel_free's,
+// which delivers every pending call before it returns.
 //
 // Call IDs are never reused on a connection (PROTOCOL.md section 6): a
 // call given up on (deadline, cancel) leaves a ZOMBIE in the ID map until
 // its late RESPONSE arrives, so the in-flight count matches the server's
-// and the late reply is recognised and dropped.
+// and the late reply is recognised and dropped.  A connection whose IDs
+// are used up takes no more calls and closes once its last one is done.
 
 #include <errno.h>
 #include <inttypes.h>
@@ -25,6 +37,7 @@
 #include "call.h"
 #include "channel.h"
 #include "conn.h"
+#include "defer.h"
 #include "idmap.h"
 #include "log.h"
 #include "meta.h"
@@ -33,6 +46,17 @@
 
 #define MD_ON_STACK   8
 #define CALL_POOL_MAX 256
+// A pooled call keeps a payload buffer up to this size: a burst of big
+// requests must not pin its memory for the channel's life.
+#define POOL_PAYLOAD_MAX ((size_t) 64 * 1024)
+// Calls wait in the queue while the connection's output holds this much
+// (the server's default high-water mark) and go again once it has
+// drained to OUT_LOW.  One frame always goes when under OUT_HIGH: the
+// output's cap leaves room for the largest the server takes.
+#define OUT_HIGH ((size_t) 4 * 1024 * 1024)
+#define OUT_LOW  ((size_t) 1024 * 1024)
+// pc_put_meta's answer for metadata over the server's limit.
+#define META_OVER 1
 
 typedef struct ch_conn ch_conn;
 typedef struct ch_call ch_call;
@@ -47,23 +71,25 @@ struct ch_conn {
     uint64_t next_id;  // 2^32: every ID used, the connection is retired
     bool opened;       // the handshake completed
     bool retired;      // GOAWAY received, or IDs exhausted: no new calls
+    bool goaway_sent;  // cc_retire ran: closing
 };
 
 struct ch_call {
     rr_channel *ch;
-    ch_call *prev, *next; // the channel's live calls
-    ch_call *qnext;       // the send queue
+    ch_call *prev, *next;   // the channel's live calls
+    ch_call *qprev, *qnext; // the send queue (qnext also links the pool)
     bool queued;
     ch_conn *cc; // set while sent and unanswered
     uint32_t id;
-    uint64_t token;
+    uint64_t token; // 0: none was asked for
     const rr_method *m;
     rr_result_cb cb;      // or:
     rr_stub_result tramp; // a generated trampoline with
     rr_stub_fn fn;        // its typed callback
     void *arg;
-    ev_timer timer;        // the deadline, or a deferred completion
-    ev_tstamp deadline_at; // 0: none
+    ev_timer timer;         // the deadline
+    rr__defer_node deliver; // the outcome, delivered from the loop
+    ev_tstamp deadline_at;  // 0: none
     bool wait_for_ready;
     bool keep_reply;  // rr_channel_call_sync takes the reply
     rr__child child;  // under rr_call_opts.parent
@@ -89,7 +115,9 @@ struct rr_channel {
     ch_conn *conn;            // connecting or ready
     ch_conn *old;             // retired, finishing their calls
     rr_conn_scratch *scratch; // the loop's shared read buffer
+    rr__defer *defer;         // the loop's deferred-completion queue
     ev_timer backoff;
+    ev_prepare drain; // while queued calls wait for the output to drain
     double backoff_cur;
     uint64_t rng;
     char last_error[160];
@@ -97,6 +125,8 @@ struct rr_channel {
     ch_call *pool; // finished calls kept for reuse, through qnext
     size_t n_pool;
     ch_call *q_head, *q_tail;
+    size_t q_len;
+    rr_idmap tokens; // a token's low 32 bits -> its call, while it lives
     uint64_t next_token;
     int busy;
     bool freed;
@@ -115,7 +145,9 @@ static char zombie_mark;
 static void ch_destroy(rr_channel *ch);
 static void ch_pump(rr_channel *ch);
 static void ch_connect(rr_channel *ch);
+static void cc_stop_using(ch_conn *cc);
 static void pc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void pc_deliver_cb(rr__defer_node *node);
 static void pc_parent_cancelled(rr__child *child);
 
 static void
@@ -137,14 +169,22 @@ static void
 q_push(rr_channel *ch, ch_call *pc, bool front)
 {
     pc->queued = true;
-    pc->qnext = NULL;
-    if (ch->q_head == NULL) {
-        ch->q_head = ch->q_tail = pc;
-    } else if (front) {
+    ch->q_len++;
+    if (front) {
+        pc->qprev = NULL;
         pc->qnext = ch->q_head;
+        if (ch->q_head != NULL)
+            ch->q_head->qprev = pc;
+        else
+            ch->q_tail = pc;
         ch->q_head = pc;
     } else {
-        ch->q_tail->qnext = pc;
+        pc->qnext = NULL;
+        pc->qprev = ch->q_tail;
+        if (ch->q_tail != NULL)
+            ch->q_tail->qnext = pc;
+        else
+            ch->q_head = pc;
         ch->q_tail = pc;
     }
 }
@@ -152,26 +192,22 @@ q_push(rr_channel *ch, ch_call *pc, bool front)
 static void
 q_remove(rr_channel *ch, ch_call *pc)
 {
-    ch_call *prev = NULL;
-
-    for (ch_call *p = ch->q_head; p != NULL; prev = p, p = p->qnext) {
-        if (p != pc)
-            continue;
-        if (prev != NULL)
-            prev->qnext = p->qnext;
-        else
-            ch->q_head = p->qnext;
-        if (ch->q_tail == p)
-            ch->q_tail = prev;
-        break;
-    }
+    if (pc->qprev != NULL)
+        pc->qprev->qnext = pc->qnext;
+    else
+        ch->q_head = pc->qnext;
+    if (pc->qnext != NULL)
+        pc->qnext->qprev = pc->qprev;
+    else
+        ch->q_tail = pc->qprev;
+    pc->qprev = pc->qnext = NULL;
     pc->queued = false;
-    pc->qnext = NULL;
+    ch->q_len--;
 }
 
 // ----------------------------------------------------------- completion
 
-// Frees what the call's outcome holds and keeps the call, with its
+// Frees what the call's outcome holds and keeps the call, with a small
 // payload buffer, for the next one: steady traffic allocates no calls.
 static void
 pc_free(ch_call *pc)
@@ -185,14 +221,21 @@ pc_free(ch_call *pc)
     rr__arena_reset(&pc->arena); // an arena reply goes with it
     if (!ch->freed && ch->n_pool < CALL_POOL_MAX) {
         // The outcome must start empty.  A finished call is off the queue
-        // and the wire, its timer stopped and its parent link undone, as
-        // pc_alloc made them; ch_call_start sets the rest.  Field by
-        // field, because a memset of the whole head showed in profiles.
+        // and the wire, its timer stopped, its deferred delivery and its
+        // parent link undone, as pc_alloc made them; ch_call_start sets
+        // the rest.  Field by field, because a memset of the whole head
+        // showed in profiles.
         pc->prev = NULL;
+        pc->token = 0;
         pc->done = false;
         pc->status = RR_STATUS_OK;
         pc->message = NULL;
         pc->reply = NULL;
+        if (pc->payload_cap > POOL_PAYLOAD_MAX) {
+            free(pc->payload);
+            pc->payload = NULL;
+            pc->payload_cap = 0;
+        }
         pc->qnext = ch->pool;
         ch->pool = pc;
         ch->n_pool++;
@@ -213,6 +256,7 @@ pc_alloc(rr_channel *ch)
             return NULL;
         rr__arena_init(&pc->arena);
         ev_timer_init(&pc->timer, pc_timer_cb, 0., 0.);
+        rr__defer_node_init(&pc->deliver, pc_deliver_cb);
         pc->child.cancel = pc_parent_cancelled;
         return pc;
     }
@@ -222,14 +266,17 @@ pc_alloc(rr_channel *ch)
     return pc;
 }
 
-// Runs the callback and frees the call.  From the loop only.
+// Runs the callback of a settled call and frees the call.  From the
+// loop, or from rr_channel_free.
 static void
 pc_deliver(ch_call *pc)
 {
     rr_channel *ch = pc->ch;
 
-    rr__timer_stop(ch->loop, &pc->timer);
+    rr__defer_cancel(ch->defer, &pc->deliver);
     rr__call_unlink_child(&pc->child);
+    if (pc->token != 0)
+        rr__idmap_del(&ch->tokens, (uint32_t) pc->token);
     if (pc->prev != NULL)
         pc->prev->next = pc->next;
     else
@@ -253,6 +300,12 @@ pc_deliver(ch_call *pc)
     ch_leave(ch);
 }
 
+static void
+pc_deliver_cb(rr__defer_node *node)
+{
+    pc_deliver(RR_CONTAINER_OF(node, ch_call, deliver));
+}
+
 // Takes the call off the wire and the queue: a sent call leaves a ZOMBIE
 // and a CANCEL behind.
 static void
@@ -273,24 +326,29 @@ pc_detach(ch_call *pc, bool send_cancel)
         rr__conn_queued(&cc->c);
 }
 
-// Decides the call's outcome.  now: run the callback at once (we are in a
-// loop callback); else from the loop's next iteration.
-static void
-pc_finish(ch_call *pc, rr_status status, const char *msg, bool now)
+// Decides the call's outcome, once: the first of reply, failure, cancel
+// and deadline wins.  Returns false when the call was already settled.
+// Runs no user code.
+static bool
+pc_settle(ch_call *pc, rr_status status, const char *msg)
 {
     if (pc->done)
-        return;
+        return false;
     pc->done = true;
     pc->status = status;
     pc->message = msg != NULL && *msg != '\0' ? strdup(msg) : NULL;
+    rr__timer_stop(pc->ch->loop, &pc->timer);
     pc_detach(pc, status != RR_STATUS_OK && status != RR_STATUS_UNAVAILABLE);
-    if (now) {
-        pc_deliver(pc);
-        return;
-    }
-    ev_timer_stop(pc->ch->loop, &pc->timer);
-    ev_timer_set(&pc->timer, 0., 0.);
-    ev_timer_start(pc->ch->loop, &pc->timer);
+    return true;
+}
+
+// Settles the call and delivers it from the loop's deferred queue: never
+// before the function that got here returns.  Runs no user code.
+static void
+pc_finish(ch_call *pc, rr_status status, const char *msg)
+{
+    if (pc_settle(pc, status, msg))
+        rr__defer_post(pc->ch->defer, &pc->deliver);
 }
 
 static void
@@ -299,15 +357,8 @@ pc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void) loop;
     (void) revents;
     ch_call *pc = RR_CONTAINER_OF(w, ch_call, timer);
-    rr_channel *ch = pc->ch;
 
-    ch_enter(ch);
-    if (pc->done)
-        pc_deliver(pc);
-    else
-        pc_finish(pc, RR_STATUS_DEADLINE_EXCEEDED, "deadline exceeded", true);
-    ch_pump(ch); // a zombie may have freed no slot, but a queued call may go
-    ch_leave(ch);
+    pc_finish(pc, RR_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
 }
 
 static void
@@ -315,14 +366,16 @@ pc_parent_cancelled(rr__child *child)
 {
     ch_call *pc = RR_CONTAINER_OF(child, ch_call, child);
 
-    pc_finish(pc, RR_STATUS_CANCELLED, "parent call cancelled", false);
+    pc_finish(pc, RR_STATUS_CANCELLED, "parent call cancelled");
 }
 
 // ------------------------------------------------------------- sending
 
-// Frames a request with user metadata through protobuf-c.
+// Frames a request with user metadata through protobuf-c; META_OVER,
+// with *meta_len, when its metadata exceeds the server's limit.
 static int
-pc_put_meta(ch_conn *cc, ch_call *pc, uint32_t id, uint64_t timeout_us)
+pc_put_meta(ch_conn *cc, ch_call *pc, uint32_t id, uint64_t timeout_us,
+            size_t *meta_len)
 {
     Rawrpc__V1__RequestMeta meta = RAWRPC__V1__REQUEST_META__INIT;
     Rawrpc__V1__MetadataEntry ents[MD_ON_STACK], *ptrs_stack[MD_ON_STACK];
@@ -348,42 +401,72 @@ pc_put_meta(ch_conn *cc, ch_call *pc, uint32_t id, uint64_t timeout_us)
     meta.timeout_us = timeout_us;
     meta.n_metadata = pc->n_md;
     meta.metadata = ptrs;
-    int rv = rr__call_put_raw(&cc->c.out, RR_FRAME_REQUEST, id, &meta.base,
+    int rv = META_OVER;
+    *meta_len = protobuf_c_message_get_packed_size(&meta.base);
+    if (*meta_len <= cc->c.peer.max_metadata_size)
+        rv = rr__call_put_raw(&cc->c.out, RR_FRAME_REQUEST, id, &meta.base,
                               pc->payload, pc->payload_len,
                               cc->c.peer.max_frame_size);
     free(ents_heap);
     return rv;
 }
 
-// Frames the call onto cc.  Returns RR_OK, or RR_EAGAIN-like 1 when cc
-// cannot take it now (IDs exhausted), or finishes the call on a hard error.
-static int
+static size_t
+varint_len(uint64_t v)
+{
+    size_t n = 1;
+
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+// Frames the call onto cc, or fails it (from the loop) when it cannot be
+// sent: a request or metadata over the server's limits, no memory.  The
+// ID's map slot is taken first: a frame in the output has spent its ID,
+// and the ID of a call that fails before is still unused.  Runs no user
+// code; when this used cc's last ID, cc stops taking calls.
+static void
 pc_send(ch_conn *cc, ch_call *pc)
 {
-    rr_channel *ch = cc->ch;
     uint64_t timeout_us = 0;
+    size_t meta_len = 0;
+    char msg[160];
     int rv;
 
-    if (cc->next_id > UINT32_MAX) { // every ID used on this connection
-        cc->retired = true;
-        return 1;
-    }
     if (pc->deadline_at > 0) {
-        double left = (pc->deadline_at - ev_now(ch->loop)) * 1e6;
+        double left = (pc->deadline_at - ev_now(cc->ch->loop)) * 1e6;
         timeout_us = left >= 1 ? (uint64_t) left : 1;
     }
     uint32_t id = (uint32_t) cc->next_id;
+    if (rr__idmap_put(&cc->calls, id, pc) != RR_OK) {
+        pc_finish(pc, RR_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
     if (pc->n_md == 0) { // the common form, without protobuf-c
         const char *name = pc->m->full_name;
-        rr_request_head h = {name, strlen(name), timeout_us};
-        rv = rr__request_put(&cc->c.out, id, &h, pc->payload, pc->payload_len,
-                             cc->c.peer.max_frame_size);
+        size_t len = strlen(name);
+        // As rr__request_put writes it: proto3 leaves out zero fields.
+        meta_len = 1 + varint_len(len) + len +
+                   (timeout_us > 0 ? 1 + varint_len(timeout_us) : 0);
+        rr_request_head h = {name, len, timeout_us};
+        rv = meta_len > cc->c.peer.max_metadata_size
+                 ? META_OVER
+                 : rr__request_put(&cc->c.out, id, &h, pc->payload,
+                                   pc->payload_len, cc->c.peer.max_frame_size);
     } else {
-        rv = pc_put_meta(cc, pc, id, timeout_us);
+        rv = pc_put_meta(cc, pc, id, timeout_us, &meta_len);
     }
     if (rv != RR_OK) {
-        char msg[160];
-        if (rv == RR_EMSGSIZE)
+        rr__idmap_del(&cc->calls, id); // not framed: the ID stays unused
+        if (rv == META_OVER)
+            snprintf(msg, sizeof(msg),
+                     "request metadata of %zu bytes exceeds the server's "
+                     "%" PRIu32 "-byte limit",
+                     meta_len, cc->c.peer.max_metadata_size);
+        else if (rv == RR_EMSGSIZE)
             snprintf(msg, sizeof(msg),
                      "request of %zu bytes exceeds the server's %" PRIu32
                      "-byte limit",
@@ -391,63 +474,87 @@ pc_send(ch_conn *cc, ch_call *pc)
         else
             snprintf(msg, sizeof(msg), "cannot queue the request: %s",
                      rr_strerror(rv));
-        pc_finish(pc, RR_STATUS_RESOURCE_EXHAUSTED, msg, true);
-        return rv;
-    }
-    if (rr__idmap_put(&cc->calls, id, pc) != RR_OK) {
-        // Framed but untracked: the reply will be dropped as unknown.
-        pc_finish(pc, RR_STATUS_RESOURCE_EXHAUSTED, "out of memory", true);
-        return RR_ENOMEM;
+        pc_finish(pc, RR_STATUS_RESOURCE_EXHAUSTED, msg);
+        return;
     }
     cc->next_id++;
     pc->cc = cc;
     pc->id = id;
     rr__conn_queued(&cc->c);
-    return RR_OK;
+    if (cc->next_id > UINT32_MAX)
+        cc_stop_using(cc); // every ID used: the next call reconnects
 }
 
-// Whether cc (the channel's connection, or NULL) takes a call now: not
+// Whether cc (the channel's connection, or NULL) takes another call: not
 // retired, and under the server's concurrency limit.
 static bool
-cc_can_send(const ch_conn *cc)
+cc_can_take(const ch_conn *cc)
 {
     return cc != NULL && !cc->retired &&
            cc->calls.count < cc->c.peer.max_concurrent_calls;
 }
 
-// Sends queued calls while the connection is ready and has room.
+// Whether cc's output has room for another request (OUT_HIGH).
+static bool
+cc_has_room(const ch_conn *cc)
+{
+    return rr__buf_size(&cc->c.out) < OUT_HIGH;
+}
+
+// Sends queued calls while the connection is ready and has room; waits
+// for the output to drain (ch_drain_cb) when only that stops it, and
+// connects when the channel is idle with calls waiting.  Runs no user
+// code.
 static void
 ch_pump(rr_channel *ch)
 {
-    ch_conn *cc = ch->conn;
-
-    while (ch->q_head != NULL && ch->state == CH_READY && cc_can_send(cc)) {
+    if (ch->freed)
+        return;
+    while (ch->q_head != NULL && ch->state == CH_READY &&
+           cc_can_take(ch->conn) && cc_has_room(ch->conn)) {
         ch_call *pc = ch->q_head;
         q_remove(ch, pc);
-        if (pc_send(cc, pc) == 1) {
-            q_push(ch, pc, true);
-            break; // retired: a new connection takes the queue
-        }
+        pc_send(ch->conn, pc); // may retire ch->conn
     }
-    if (cc != NULL && cc->retired && ch->q_head != NULL) {
-        ch->conn = NULL;
-        cc->next_old = ch->old;
-        ch->old = cc;
-        ch->state = CH_IDLE;
+    if (ch->q_head == NULL)
+        return;
+    if (ch->state == CH_IDLE)
         ch_connect(ch);
-    }
+    else if (ch->state == CH_READY && cc_can_take(ch->conn) &&
+             !ev_is_active(&ch->drain))
+        ev_prepare_start(ch->loop, &ch->drain);
 }
 
-// Fails the queued calls that do not wait for ready.
+// Before each poll while queued calls wait for the output: once the
+// connection has written it down to OUT_LOW (or is gone), pump again.
+static void
+ch_drain_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void) revents;
+    rr_channel *ch = RR_CONTAINER_OF(w, rr_channel, drain);
+
+    if (ch->state == CH_READY && ch->conn != NULL && ch->q_head != NULL &&
+        rr__buf_size(&ch->conn->c.out) > OUT_LOW)
+        return;
+    ev_prepare_stop(loop, w);
+    ch_enter(ch);
+    ch_pump(ch);
+    ch_leave(ch);
+}
+
+// Fails the queued calls that do not wait for ready; the others keep
+// their order.  Runs no user code: the failures are delivered from the
+// loop.
 static void
 ch_fail_queue(rr_channel *ch, const char *why)
 {
-    ch_call *pc = ch->q_head, *next;
-
-    for (; pc != NULL; pc = next) {
-        next = pc->qnext;
-        if (!pc->wait_for_ready)
-            pc_finish(pc, RR_STATUS_UNAVAILABLE, why, true);
+    for (size_t n = ch->q_len; n > 0; n--) {
+        ch_call *pc = ch->q_head;
+        q_remove(ch, pc);
+        if (pc->wait_for_ready)
+            q_push(ch, pc, false);
+        else
+            pc_finish(pc, RR_STATUS_UNAVAILABLE, why);
     }
 }
 
@@ -465,6 +572,8 @@ ch_jitter(rr_channel *ch)
 static void
 ch_backoff(rr_channel *ch)
 {
+    if (ch->freed)
+        return; // nothing may start on a channel going away
     double d =
         ch->backoff_cur * (1.0 + ch->opts.backoff_jitter * ch_jitter(ch));
     ch->state = CH_BACKOFF;
@@ -492,6 +601,8 @@ ch_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 // ------------------------------------------------------ the connection
 
+// The fast path: a RESPONSE completes its call here, from the read
+// callback, with the reply in the channel's arena.
 static void
 cc_response(ch_conn *cc, const rr_frame *f)
 {
@@ -513,8 +624,9 @@ cc_response(ch_conn *cc, const rr_frame *f)
     if (f->meta_len > 0) {
         if (rr__meta_unpack(&rawrpc__v1__response_meta__descriptor, f, NULL,
                             &m) != RR_OK) {
-            pc_finish(pc, RR_STATUS_INTERNAL,
-                      "response metadata does not parse", true);
+            pc_settle(pc, RR_STATUS_INTERNAL,
+                      "response metadata does not parse");
+            pc_deliver(pc);
             return;
         }
         Rawrpc__V1__ResponseMeta *rm = (Rawrpc__V1__ResponseMeta *) m;
@@ -542,7 +654,8 @@ cc_response(ch_conn *cc, const rr_frame *f)
             msg = buf;
         }
     }
-    pc_finish(pc, status, msg, true); // the callback runs here
+    pc_settle(pc, status, msg);
+    pc_deliver(pc); // the callback runs here
     if (shared) {
         rr__arena_reset(&ch->replies);
         ch->replies_busy = false;
@@ -552,10 +665,13 @@ cc_response(ch_conn *cc, const rr_frame *f)
 }
 
 // Ends a retired connection whose calls are done: GOAWAY NO_ERROR, then
-// the graceful close (PROTOCOL.md section 6).
+// the graceful close (PROTOCOL.md section 6).  Once.
 static void
 cc_retire(ch_conn *cc)
 {
+    if (cc->goaway_sent)
+        return;
+    cc->goaway_sent = true;
     if (cc->c.state == RR_CONN_OPEN &&
         rr__frame_put_goaway(&cc->c.out, 0, RR_GOAWAY_NO_ERROR,
                              "client done with this connection") == RR_OK) {
@@ -564,6 +680,26 @@ cc_retire(ch_conn *cc)
         return;
     }
     rr__conn_close(&cc->c, RR_OK, "retired connection done");
+}
+
+// Takes cc out of service (GOAWAY received, or every ID used): it takes
+// no new calls, and it closes once its last call is done -- now, when
+// none is in flight.  Callers must not touch cc afterwards: the close
+// may free it.
+static void
+cc_stop_using(ch_conn *cc)
+{
+    rr_channel *ch = cc->ch;
+
+    cc->retired = true;
+    if (ch->conn == cc) {
+        ch->conn = NULL;
+        cc->next_old = ch->old;
+        ch->old = cc;
+        ch->state = CH_IDLE; // the next call, or ch_pump, reconnects
+    }
+    if (cc->calls.count == 0)
+        cc_retire(cc);
 }
 
 // GOAWAY: calls above last_call_id never ran, so they go back to the
@@ -596,16 +732,8 @@ cc_goaway(ch_conn *cc, const rr_frame *f)
         }
     }
     free(ids);
-    if (ch->conn == cc) {
-        ch->conn = NULL;
-        cc->next_old = ch->old;
-        ch->old = cc;
-        ch->state = CH_IDLE;
-    }
-    if (cc->calls.count == 0)
-        cc_retire(cc);
-    if (ch->q_head != NULL && ch->state == CH_IDLE)
-        ch_connect(ch);
+    cc_stop_using(cc);
+    ch_pump(ch);
 }
 
 static void
@@ -618,6 +746,8 @@ cc_on_frame(rr_conn *c, const rr_frame *f)
     switch (f->type) {
     case RR_FRAME_RESPONSE:
         cc_response(cc, f);
+        if (ch->freed)
+            break; // by the callback: its connections are closed
         if (cc->retired && cc->calls.count == 0)
             cc_retire(cc);
         else if (ch->q_head != NULL) // a slot is free: the queue may move
@@ -650,25 +780,27 @@ cc_on_open(rr_conn *c)
     ch_leave(ch);
 }
 
+// Fails the connection's calls (from the loop: this runs no user code,
+// so nothing it walks can be freed under it) and decides what the
+// channel does next.
 static void
 cc_on_close(rr_conn *c, int err, const char *why)
 {
     ch_conn *cc = RR_CONTAINER_OF(c, ch_conn, c);
     rr_channel *ch = cc->ch;
+    rr_idmap_cursor cur = {0};
     void *v;
 
     ch_enter(ch);
     if (err != RR_OK)
         rr__log(RR_LOG_INFO, "%s: connection lost: %s", ch->target, why);
     snprintf(ch->last_error, sizeof(ch->last_error), "%s", why);
-    uint32_t id;
-    while ((v = rr__idmap_any(&cc->calls, &id)) != NULL) {
-        rr__idmap_del(&cc->calls, id);
+    while ((v = rr__idmap_pop(&cc->calls, &cur, NULL)) != NULL) {
         if (v == ZOMBIE)
             continue;
         ch_call *pc = v;
         pc->cc = NULL;
-        pc_finish(pc, RR_STATUS_UNAVAILABLE, why, true);
+        pc_finish(pc, RR_STATUS_UNAVAILABLE, why);
     }
     if (ch->conn == cc) {
         ch->conn = NULL;
@@ -804,30 +936,42 @@ pc_pack(ch_call *pc, const ProtobufCMessage *req, const rr_call_opts *o)
     return RR_OK;
 }
 
-// The metadata's packed size must fit the budget (and meta_len).
-static bool
-md_fits(const rr_channel *ch, const rr_call_opts *o)
+// Why the call's metadata is refused, or NULL: an empty key, a key in
+// the reserved "rr-" space (PROTOCOL.md section 5.2), or more than the
+// channel's budget (whose estimate bounds the packed size, and so
+// meta_len).
+static const char *
+md_refuse(const rr_channel *ch, const rr_call_opts *o)
 {
     size_t bytes = 0;
 
     for (size_t i = 0; i < o->n_metadata; i++) {
-        if (o->metadata[i].key == NULL || o->metadata[i].key[0] == '\0')
-            return false;
-        bytes += strlen(o->metadata[i].key) + o->metadata[i].value_len + 16;
+        const char *key = o->metadata[i].key;
+        if (key == NULL || key[0] == '\0')
+            return "a metadata key is empty";
+        if (strncmp(key, "rr-", 3) == 0)
+            return "metadata keys starting with \"rr-\" are reserved";
+        if (o->metadata[i].value_len > 0 && o->metadata[i].value == NULL)
+            return "a metadata value is NULL";
+        bytes += strlen(key) + o->metadata[i].value_len + 16;
     }
-    return bytes <= ch->opts.max_metadata_size;
+    return bytes <= ch->opts.max_metadata_size ? NULL
+                                               : "metadata over the budget";
 }
 
-// Where the call goes now that it exists.
+// Where the call goes now that it exists.  Runs no user code: a call
+// that fails here is delivered from the loop.
 static void
 ch_route(rr_channel *ch, ch_call *pc)
 {
     switch (ch->state) {
     case CH_READY:
         // Straight onto the wire when no call waits ahead of it.
-        if (ch->q_head == NULL && cc_can_send(ch->conn) &&
-            pc_send(ch->conn, pc) != 1)
+        if (ch->q_head == NULL && cc_can_take(ch->conn) &&
+            cc_has_room(ch->conn)) {
+            pc_send(ch->conn, pc);
             break;
+        }
         q_push(ch, pc, false);
         ch_pump(ch);
         break;
@@ -842,9 +986,27 @@ ch_route(rr_channel *ch, ch_call *pc)
         if (pc->wait_for_ready)
             q_push(ch, pc, false);
         else
-            pc_finish(pc, RR_STATUS_UNAVAILABLE, ch->last_error, false);
+            pc_finish(pc, RR_STATUS_UNAVAILABLE, ch->last_error);
         break;
     }
+}
+
+// A token for rr_channel_cancel: unique for the channel's life (64
+// bits), found by its low 32 bits, which skip 0 and those of live
+// tokens.
+static int
+pc_take_token(rr_channel *ch, ch_call *pc)
+{
+    uint64_t t;
+
+    do
+        t = ++ch->next_token;
+    while ((uint32_t) t == 0 ||
+           rr__idmap_get(&ch->tokens, (uint32_t) t) != NULL);
+    if (rr__idmap_put(&ch->tokens, (uint32_t) t, pc) != RR_OK)
+        return RR_ENOMEM;
+    pc->token = t;
+    return RR_OK;
 }
 
 // How a call reports its outcome: a plain callback, or a generated
@@ -856,32 +1018,45 @@ typedef struct ch_done {
     void *arg;
 } ch_done;
 
+// Starts a call.  Returns RR_OK, RR_EINVAL or RR_ENOMEM, with *why saying
+// what was wrong; on an error nothing is left behind and the callback
+// never runs.
 static int
 ch_call_start(rr_channel *ch, const rr_method *method,
               const ProtobufCMessage *req, const rr_call_opts *opts,
-              const ch_done *done, uint64_t *token, bool keep_reply)
+              const ch_done *done, uint64_t *token, bool keep_reply,
+              const char **why)
 {
     static const rr_call_opts no_opts;
     const rr_call_opts *o = opts != NULL ? opts : &no_opts;
 
-    if (ch == NULL || ch->freed || method == NULL || req == NULL ||
+    if (ch == NULL || method == NULL || req == NULL ||
         (done->cb == NULL && (done->tramp == NULL || done->fn == NULL)) ||
         req->descriptor != method->input ||
-        (o->n_metadata > 0 && o->metadata == NULL))
-        return RR_EINVAL;
-    if (!md_fits(ch, o)) {
-        rr__log(RR_LOG_ERROR, "%s: metadata over the %zu-byte budget",
-                method->full_name, ch->opts.max_metadata_size);
+        (o->n_metadata > 0 && o->metadata == NULL)) {
+        *why = "invalid argument";
         return RR_EINVAL;
     }
+    if (ch->freed) {
+        *why = "the channel is being freed";
+        return RR_EINVAL;
+    }
+    if ((*why = md_refuse(ch, o)) != NULL) {
+        rr__log(RR_LOG_ERROR, "%s: %s (the budget is %zu bytes)",
+                method->full_name, *why, ch->opts.max_metadata_size);
+        return RR_EINVAL;
+    }
+    *why = "out of memory";
     ch_call *pc = pc_alloc(ch);
     if (pc == NULL)
         return RR_ENOMEM;
     pc->ch = ch;
-    if (pc_pack(pc, req, o) != RR_OK) {
+    if (pc_pack(pc, req, o) != RR_OK ||
+        (token != NULL && pc_take_token(ch, pc) != RR_OK)) {
         pc_free(pc);
         return RR_ENOMEM;
     }
+    *why = NULL;
     pc->m = method;
     pc->cb = done->cb;
     pc->tramp = done->tramp;
@@ -889,7 +1064,6 @@ ch_call_start(rr_channel *ch, const rr_method *method,
     pc->arg = done->arg;
     pc->keep_reply = keep_reply;
     pc->wait_for_ready = o->wait_for_ready;
-    pc->token = ++ch->next_token;
     pc->next = ch->live;
     if (ch->live != NULL)
         ch->live->prev = pc;
@@ -902,7 +1076,7 @@ ch_call_start(rr_channel *ch, const rr_method *method,
     pc->deadline_at = t > 0 ? now + t : 0;
     if (o->parent != NULL) {
         if (rr_call_cancelled(o->parent)) {
-            pc_finish(pc, RR_STATUS_CANCELLED, "parent call cancelled", false);
+            pc_finish(pc, RR_STATUS_CANCELLED, "parent call cancelled");
             return RR_OK;
         }
         double left = rr_call_remaining(o->parent);
@@ -913,8 +1087,7 @@ ch_call_start(rr_channel *ch, const rr_method *method,
     }
     if (pc->deadline_at > 0) {
         if (pc->deadline_at <= now) {
-            pc_finish(pc, RR_STATUS_DEADLINE_EXCEEDED, "deadline exceeded",
-                      false);
+            pc_finish(pc, RR_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
             return RR_OK;
         }
         ev_timer_set(&pc->timer, pc->deadline_at - now, 0.);
@@ -932,8 +1105,9 @@ rr_channel_call(rr_channel *ch, const rr_method *method,
                 rr_result_cb cb, void *arg, uint64_t *token)
 {
     ch_done done = {.cb = cb, .arg = arg};
+    const char *why;
 
-    return ch_call_start(ch, method, req, opts, &done, token, false);
+    return ch_call_start(ch, method, req, opts, &done, token, false, &why);
 }
 
 int
@@ -942,21 +1116,21 @@ rr_stub_call(rr_channel *ch, const rr_method *method,
              rr_stub_result tramp, rr_stub_fn fn, void *arg, uint64_t *token)
 {
     ch_done done = {.tramp = tramp, .fn = fn, .arg = arg};
+    const char *why;
 
-    return ch_call_start(ch, method, req, opts, &done, token, false);
+    return ch_call_start(ch, method, req, opts, &done, token, false, &why);
 }
 
 int
 rr_channel_cancel(rr_channel *ch, uint64_t token)
 {
-    for (ch_call *pc = ch->live; pc != NULL; pc = pc->next) {
-        if (pc->token == token && !pc->done) {
-            pc_finish(pc, RR_STATUS_CANCELLED, "cancelled by the caller",
-                      false);
-            return RR_OK;
-        }
-    }
-    return RR_EINVAL;
+    if (ch == NULL || (uint32_t) token == 0)
+        return RR_EINVAL;
+    ch_call *pc = rr__idmap_get(&ch->tokens, (uint32_t) token);
+    if (pc == NULL || pc->token != token || pc->done)
+        return RR_EINVAL;
+    pc_finish(pc, RR_STATUS_CANCELLED, "cancelled by the caller");
+    return RR_OK;
 }
 
 typedef struct sync_state {
@@ -977,28 +1151,45 @@ sync_cb(const rr_result *res, void *arg)
     st->reply = (ProtobufCMessage *) res->reply; // kept: keep_reply
 }
 
+// A status without a call, with its message as the caller wants it.
+static rr_status
+sync_refuse(rr_status status, const char *why, char **message)
+{
+    if (message != NULL)
+        *message = strdup(why);
+    return status;
+}
+
 rr_status
 rr_channel_call_sync(rr_channel *ch, const rr_method *method,
                      const ProtobufCMessage *req, const rr_call_opts *opts,
                      ProtobufCMessage **reply, char **message)
 {
     sync_state st = {0};
+    const char *why;
 
     if (reply != NULL)
         *reply = NULL;
     if (message != NULL)
         *message = NULL;
-    if (ch == NULL || ev_depth(ch->loop) > 0) {
-        rr__log(RR_LOG_ERROR, "rr_channel_call_sync called from inside a "
-                              "loop callback; use rr_channel_call");
-        return RR_STATUS_FAILED_PRECONDITION;
+    if (ch == NULL)
+        return sync_refuse(RR_STATUS_INVALID_ARGUMENT, "invalid argument",
+                           message);
+    if (ev_depth(ch->loop) > 0) {
+        why = "rr_channel_call_sync called from inside a loop callback; use "
+              "rr_channel_call";
+        rr__log(RR_LOG_ERROR, "%s", why);
+        return sync_refuse(RR_STATUS_FAILED_PRECONDITION, why, message);
     }
     // The loop, not ch: a callback may free the channel while we wait
     // (which completes our call too).
     struct ev_loop *loop = ch->loop;
     ch_done done = {.cb = sync_cb, .arg = &st};
-    if (ch_call_start(ch, method, req, opts, &done, NULL, true) != RR_OK)
-        return RR_STATUS_INVALID_ARGUMENT;
+    int rv = ch_call_start(ch, method, req, opts, &done, NULL, true, &why);
+    if (rv != RR_OK)
+        return sync_refuse(rv == RR_ENOMEM ? RR_STATUS_RESOURCE_EXHAUSTED
+                                           : RR_STATUS_INVALID_ARGUMENT,
+                           why, message);
     while (!st.done)
         ev_run(loop, EVRUN_ONCE);
     if (reply != NULL)
@@ -1019,6 +1210,12 @@ rr__channel_set_next_id(rr_channel *ch, uint32_t id)
         return RR_EINVAL;
     ch->conn->next_id = id; // 64-bit: never wraps to a used ID
     return RR_OK;
+}
+
+void
+rr__channel_set_next_token(rr_channel *ch, uint64_t token)
+{
+    ch->next_token = token - 1;
 }
 
 bool
@@ -1072,7 +1269,9 @@ rr_channel_new(rr_channel **out, struct ev_loop *loop, const char *target,
         free(ch);
         return RR_EINVAL;
     }
-    if ((ch->scratch = rr__conn_scratch_get(loop)) == NULL) {
+    if ((ch->scratch = rr__conn_scratch_get(loop)) == NULL ||
+        (ch->defer = rr__defer_get(loop)) == NULL) {
+        rr__conn_scratch_unref(ch->scratch);
         free(ch);
         return RR_ENOMEM;
     }
@@ -1085,6 +1284,8 @@ rr_channel_new(rr_channel **out, struct ev_loop *loop, const char *target,
     if (ch->rng == 0)
         ch->rng = 1;
     ev_timer_init(&ch->backoff, ch_backoff_cb, 0., 0.);
+    ev_prepare_init(&ch->drain, ch_drain_cb);
+    rr__idmap_init(&ch->tokens);
     rr__arena_init(&ch->replies);
     *out = ch;
     return RR_OK;
@@ -1100,6 +1301,8 @@ ch_destroy(rr_channel *ch)
         free(ch->pool);
         ch->pool = next;
     }
+    rr__idmap_fini(&ch->tokens);
+    rr__defer_unref(ch->defer);
     rr__conn_scratch_unref(ch->scratch);
     rr__arena_fini(&ch->replies);
     free(ch);
@@ -1113,16 +1316,18 @@ rr_channel_free(rr_channel *ch)
     ch_enter(ch);
     ch->freed = true;
     ev_timer_stop(ch->loop, &ch->backoff);
-    // Every pending call completes now, before this returns.
+    ev_prepare_stop(ch->loop, &ch->drain);
+    // Every pending call completes now, before this returns: one already
+    // settled (its delivery queued) with its outcome, the rest with
+    // "channel freed".  Popped from the head each time, because any
+    // callback may complete, cancel or deliver others (a nested loop).
     while (ch->live != NULL) {
         // pc_deliver unlinks pc before freeing it, so ch->live moves on;
         // the analyzer cannot see that across the call.
         ch_call *pc = ch->live;
         // NOLINTNEXTLINE(clang-analyzer-unix.Malloc)
-        if (!pc->done)
-            pc_finish(pc, RR_STATUS_UNAVAILABLE, "channel freed", true);
-        else
-            pc_deliver(pc);
+        pc_settle(pc, RR_STATUS_UNAVAILABLE, "channel freed");
+        pc_deliver(pc);
     }
     if (ch->conn != NULL)
         rr__conn_close(&ch->conn->c, RR_ECLOSED, "channel freed");

@@ -222,3 +222,44 @@ rr__idmap_keys(const rr_idmap *m, uint32_t *out)
     }
     return n;
 }
+
+// Ring slots come first, then the table's.  A ring slot emptied here
+// stays empty, so the scan moves on; a table slot may be refilled by the
+// backward shift of table_del, so the scan looks at it again.  Every slot
+// behind the cursor was emptied by this drain, so the shift never pulls
+// an entry from there (the run wrapping round the table's end) past it.
+void *
+rr__idmap_pop(rr_idmap *m, rr_idmap_cursor *cur, uint32_t *key)
+{
+    for (int pass = 0; m->count > 0 && pass < 2; pass++) {
+        if (pass == 1)
+            cur->at = 0; // something was put behind the cursor
+        for (; cur->at < m->ring_cap; cur->at++) {
+            rr_idmap_slot *s = &m->ring[cur->at];
+            cur->probes++;
+            if (s->key == 0)
+                continue;
+            void *val = s->val;
+            if (key != NULL)
+                *key = s->key;
+            s->key = 0;
+            s->val = NULL;
+            m->count--;
+            cur->at++;
+            return val;
+        }
+        while (cur->at - m->ring_cap < m->cap) {
+            size_t i = cur->at - m->ring_cap;
+            cur->probes++;
+            if (m->slots[i].key == 0) {
+                cur->at++;
+                continue;
+            }
+            if (key != NULL)
+                *key = m->slots[i].key;
+            m->count--;
+            return table_del(m, i);
+        }
+    }
+    return NULL;
+}

@@ -95,9 +95,26 @@ rr__idmap_del(rr_idmap *m, uint32_t key)
     return val;
 }
 
-// rr__idmap_any returns some value of the map, or NULL when it is empty:
-// for draining the map one entry at a time.
+// rr__idmap_any returns some value of the map, or NULL when it is empty.
+// It scans from the first slot each time: to drain a map, use
+// rr__idmap_pop, which is linear in all where this is quadratic.
 void *rr__idmap_any(const rr_idmap *m, uint32_t *key);
+
+// Where a drain with rr__idmap_pop has got to.  Start zeroed:
+// rr_idmap_cursor cur = {0};
+typedef struct rr_idmap_cursor {
+    size_t at;     // the next slot to look at: the ring's, then the table's
+    size_t probes; // slots looked at so far (tests count them)
+} rr_idmap_cursor;
+
+// rr__idmap_pop removes some entry and returns its value (its key in *key
+// if key is not NULL), or NULL when the map is empty.  It resumes the scan
+// where cur left it, so emptying a map of n entries looks at every slot
+// about once: O(n + capacity) in all, not O(n * capacity).  Puts and dels
+// between pops are allowed (an entry put behind the cursor is found by a
+// second pass from the start), so a drain may run callbacks that complete
+// other entries.
+void *rr__idmap_pop(rr_idmap *m, rr_idmap_cursor *cur, uint32_t *key);
 
 // rr__idmap_keys writes every key to out, which holds m->count, and
 // returns how many it wrote (m->count).

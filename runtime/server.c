@@ -1008,13 +1008,13 @@ sconn_on_close(rr_conn *c, int err, const char *why)
 {
     rr_sconn *sc = RR_CONTAINER_OF(c, rr_sconn, c);
     rr_server *srv = sc->srv;
+    rr_idmap_cursor cur = {0};
     rr_call *call;
 
     srv_enter(srv);
     rr__log(err == RR_OK ? RR_LOG_DEBUG : RR_LOG_INFO, "%s: closed: %s",
             c->peer_name, why);
-    while ((call = rr__idmap_any(&sc->calls, NULL)) != NULL) {
-        rr__idmap_del(&sc->calls, call->id);
+    while ((call = rr__idmap_pop(&sc->calls, &cur, NULL)) != NULL) {
         call_detach(call);
         call_cancel(call, RR_STATUS_UNAVAILABLE, why);
     }
@@ -1478,9 +1478,10 @@ srv_grace_cb(struct ev_loop *loop, ev_timer *w, int revents)
     srv_enter(srv);
     rr_sconn *next;
     for (rr_sconn *sc = srv->conns; sc != NULL; sc = next) {
+        rr_idmap_cursor cur = {0};
         rr_call *call;
         rr__conn_hold(&sc->c); // a failed response may close it
-        while ((call = rr__idmap_any(&sc->calls, NULL)) != NULL)
+        while ((call = rr__idmap_pop(&sc->calls, &cur, NULL)) != NULL)
             call_cancel(call, RR_STATUS_UNAVAILABLE,
                         "server shut down: grace period expired");
         rr__conn_finish(&sc->c);

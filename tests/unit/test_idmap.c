@@ -148,6 +148,73 @@ test_idmap_old_call_overflows_and_returns(void **state)
     rr__idmap_fini(&m);
 }
 
+// Draining a map with rr__idmap_pop looks at each slot about once: the
+// connection-close paths drain every call this way, and a scan from the
+// first slot per entry made 65 536 calls cost 2^31 probes.
+static void
+test_idmap_pop_drains_in_linear_probes(void **state)
+{
+    (void) state;
+    enum { N = 65536, SPILL = 512 };
+    static unsigned char seen[N + SPILL + 1];
+    rr_idmap m;
+    rr_idmap_cursor cur = {0};
+
+    memset(seen, 0, sizeof(seen));
+    rr__idmap_init(&m);
+    // A full ring of consecutive IDs, plus IDs that find their ring slot
+    // taken and go to the overflow table.
+    for (uint32_t id = 1; id <= N; id++)
+        assert_int_equal(rr__idmap_put(&m, id, (void *) (uintptr_t) id), RR_OK);
+    for (uint32_t i = 1; i <= SPILL; i++) {
+        uint32_t id = i * (uint32_t) m.ring_cap + 7;
+        assert_int_equal(rr__idmap_put(&m, id, (void *) (uintptr_t) id), RR_OK);
+    }
+    assert_true(m.n_slots >= SPILL);
+    size_t total = m.count, slots = m.ring_cap + m.cap;
+    uint32_t key;
+    void *v;
+    size_t n = 0;
+    while ((v = rr__idmap_pop(&m, &cur, &key)) != NULL) {
+        assert_ptr_equal(v, (void *) (uintptr_t) key);
+        uint32_t idx = key <= N ? key : N + (key - 7) / (uint32_t) m.ring_cap;
+        assert_true(idx <= N + SPILL);
+        assert_int_equal(seen[idx], 0); // each entry exactly once
+        seen[idx] = 1;
+        n++;
+    }
+    assert_int_equal(n, total);
+    assert_int_equal(m.count, 0);
+    assert_int_equal(m.n_slots, 0);
+    // Every slot once, plus a second look at a table slot that a deletion
+    // refilled by backward shift.
+    assert_true(cur.probes <= slots + total);
+    assert_null(rr__idmap_pop(&m, &cur, &key));
+
+    // Entries deleted or put while a drain runs: none lost, none twice.
+    for (uint32_t id = 1; id <= 64; id++)
+        assert_int_equal(rr__idmap_put(&m, id, (void *) (uintptr_t) id), RR_OK);
+    rr_idmap_cursor c2 = {0};
+    memset(seen, 0, sizeof(seen));
+    n = 0;
+    while (rr__idmap_pop(&m, &c2, &key) != NULL) {
+        assert_int_equal(seen[key], 0);
+        seen[key] = 1;
+        n++;
+        if (key == 10) { // a callback completes another entry ...
+            assert_ptr_equal(rr__idmap_del(&m, 50), (void *) (uintptr_t) 50);
+            seen[50] = 1;
+            n++;
+        }
+        if (key == 20) // ... or starts one behind the cursor
+            assert_int_equal(rr__idmap_put(&m, 65, (void *) (uintptr_t) 65),
+                             RR_OK);
+    }
+    assert_int_equal(n, 65);
+    assert_int_equal(seen[65], 1);
+    rr__idmap_fini(&m);
+}
+
 int
 main(void)
 {
@@ -156,6 +223,7 @@ main(void)
         cmocka_unit_test(test_idmap_churn_matches_reference),
         cmocka_unit_test(test_idmap_consecutive_ids_stay_in_ring),
         cmocka_unit_test(test_idmap_old_call_overflows_and_returns),
+        cmocka_unit_test(test_idmap_pop_drains_in_linear_probes),
     };
     return cmocka_run_group_tests_name("idmap", tests, NULL, NULL);
 }

@@ -393,10 +393,14 @@ RR_API void rr_channel_opts_init(rr_channel_opts *opts);
 RR_API int rr_channel_new(rr_channel **out, struct ev_loop *loop,
                           const char *target, const rr_channel_opts *opts);
 
-// rr_channel_free fails every pending call with UNAVAILABLE ("channel
-// freed"), each callback run before it returns, closes the connection and
-// frees the channel.  Safe inside a callback of this channel.  NULL is a
-// no-op.
+// rr_channel_free completes every pending call, each callback run before
+// it returns: a call whose outcome was already decided (its callback not
+// yet run) with that outcome, every other with UNAVAILABLE ("channel
+// freed").  Then it closes the connections and frees the channel.  Safe
+// inside any callback of this channel (a result's, a deadline's, a
+// cancel's, a lost connection's, a failed connect's, a parent's cancel);
+// nothing of the channel runs afterwards, and its callbacks may not start
+// calls on it (RR_EINVAL).  NULL is a no-op.
 RR_API void rr_channel_free(rr_channel *ch);
 
 // Options of one call; zeroed means the defaults.
@@ -420,27 +424,49 @@ typedef struct rr_result {
 typedef void (*rr_result_cb)(const rr_result *res, void *arg);
 
 // rr_channel_call starts a call of method with req, which is packed
-// before the function returns (the caller may free it at once).  cb runs
-// exactly once, from the loop.  *token, if not NULL, receives a number
-// for rr_channel_cancel.  Returns RR_OK, or RR_EINVAL (bad arguments, or
-// metadata over the budget) in which case cb never runs.
+// before the function returns (the caller may free it at once).  *token,
+// if not NULL, receives a number for rr_channel_cancel, unique for the
+// channel's life.
+//
+// Returns RR_OK, RR_EINVAL (bad arguments; metadata with an empty key, a
+// key starting with the reserved "rr-", or over max_metadata_size) or
+// RR_ENOMEM; on an error cb never runs.  After RR_OK cb runs exactly
+// once, from the loop, never before this function has returned -- also
+// when the call fails at once: the connect refused inside this call, the
+// channel backing off (without wait_for_ready), a deadline or a parent
+// call already over, a request over the server's MAX_FRAME_SIZE or
+// metadata over its MAX_METADATA_SIZE (RESOURCE_EXHAUSTED; the request
+// is not sent).  Such outcomes are delivered from the loop's next
+// iteration; a reply is delivered as it is read.
+//
+// Calls wait in the channel's queue while it connects, while the server's
+// MAX_CONCURRENT_CALLS are in flight, and while 4 MiB of requests wait to
+// be written to the connection; they go, in order, as room comes (down to
+// 1 MiB for the output).  Nothing but its deadline limits how long a call
+// waits there.
 RR_API int rr_channel_call(rr_channel *ch, const rr_method *method,
                            const ProtobufCMessage *req,
                            const rr_call_opts *opts, rr_result_cb cb, void *arg,
                            uint64_t *token);
 
-// rr_channel_cancel cancels the pending call token: its callback runs
-// with CANCELLED from the loop, and a CANCEL goes to the server.  Returns
-// RR_OK, or RR_EINVAL when the call already completed.
+// rr_channel_cancel cancels the pending call token in constant time: its
+// callback runs with CANCELLED from the loop (never inside this
+// function), and a CANCEL goes to the server if the call was sent.
+// Returns RR_OK, or RR_EINVAL when no call has that token, or its
+// outcome is already decided.
 RR_API int rr_channel_cancel(rr_channel *ch, uint64_t token);
 
 // rr_channel_call_sync makes the call and runs the channel's loop until it
 // completes; for programs with no loop of their own.  Returns the status;
 // on OK *reply is the reply, to be freed with
-// protobuf_c_message_free_unpacked(*reply, NULL).  If message is not NULL
-// it gets a malloc'd copy of the status message (free it).  Called from
-// inside a callback of the same loop it refuses, returning
-// RR_STATUS_FAILED_PRECONDITION without calling.
+// protobuf_c_message_free_unpacked(*reply, NULL).  A call that could not
+// start returns RR_STATUS_INVALID_ARGUMENT for bad arguments (as
+// rr_channel_call's RR_EINVAL; also ch NULL) and
+// RR_STATUS_RESOURCE_EXHAUSTED when out of memory.  Called from inside a
+// callback of the same loop it refuses, returning
+// RR_STATUS_FAILED_PRECONDITION without calling.  If message is not NULL,
+// every return leaves there a malloc'd copy of the status message ("" for
+// OK; free it), NULL only when even that copy could not be allocated.
 RR_API rr_status rr_channel_call_sync(rr_channel *ch, const rr_method *method,
                                       const ProtobufCMessage *req,
                                       const rr_call_opts *opts,
