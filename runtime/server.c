@@ -30,6 +30,7 @@
 #include "arena.h"
 #include "call.h"
 #include "conn.h"
+#include "defer.h"
 #include "errmap.h"
 #include "idmap.h"
 #include "log.h"
@@ -88,6 +89,7 @@ struct rr_server {
     unsigned next_loop;       // where the next connection goes
     bool loop_inited;         // opts.loop_init ran for loop 0
     rr_conn_scratch *scratch; // the loop's shared read buffer
+    rr__defer *defer;         // the loop's deferred-completion queue
     int spare_fd;             // shed connections with it on EMFILE
     char last_error[RR__LAST_ERROR_MAX]; // the latest listen's failure
     ev_tstamp emfile_logged;
@@ -107,8 +109,9 @@ struct rr_sconn {
     rr_conn c;
     rr_server *srv;
     rr_sconn *prev, *next;
-    rr_idmap calls;   // call ID -> rr_call, until its RESPONSE is sent
-    uint32_t last_id; // greatest call ID received
+    rr_sconn *walk_next; // srv_each_conn's snapshot, kept when unlinked
+    rr_idmap calls;      // call ID -> rr_call, until its RESPONSE is sent
+    uint32_t last_id;    // greatest call ID received
     bool goaway_sent;
     bool peer_done; // the client's GOAWAY or EOF: no more REQUESTs
 };
@@ -128,6 +131,7 @@ struct rr_call {
     bool completed; // by its handler: in the pool, or being freed
     rr_cancel_cb cancel_cb;
     void *cancel_arg;
+    rr__defer_node cancel_later; // rr_call_on_cancel on a cancelled call
     rr__child *children;
     // a completion posted from another thread
     rr_call *posted_next;
@@ -365,6 +369,22 @@ pool_get(rr_server *srv)
     return call;
 }
 
+// rr_call_on_cancel's callback for a call already cancelled, from the
+// loop: never inside rr_call_on_cancel itself.
+static void
+call_cancel_later(rr__defer_node *n)
+{
+    rr_call *call = RR_CONTAINER_OF(n, rr_call, cancel_later);
+    rr_server *srv = call->srv;
+    rr_cancel_cb cb = call->cancel_cb;
+
+    call->cancel_cb = NULL;
+    srv_enter(srv);
+    if (cb != NULL)
+        cb(call, call->cancel_arg); // may complete the call
+    srv_leave(srv);
+}
+
 static rr_call *
 call_new(rr_server *srv, rr_sconn *sc, uint32_t id)
 {
@@ -388,6 +408,7 @@ call_new(rr_server *srv, rr_sconn *sc, uint32_t id)
     call->responded = false;
     call->completed = false;
     call->cancel_cb = NULL;
+    rr__defer_node_init(&call->cancel_later, call_cancel_later);
     call->children = NULL;
     call->t_payload = NULL;
     call->t_msg = NULL;
@@ -409,6 +430,7 @@ call_free(rr_call *call)
         free(call->t_payload);
     if (call->t_msg != NULL)
         free(call->t_msg);
+    rr__defer_cancel(srv->defer, &call->cancel_later);
     rr__timer_stop(srv->loop, &call->deadline);
     call_unlink(&srv->live, call);
     if (srv->n_pool < CALL_POOL_MAX) {
@@ -694,12 +716,10 @@ rr_call_cancelled(const rr_call *call)
 void
 rr_call_on_cancel(rr_call *call, rr_cancel_cb cb, void *arg)
 {
-    if (atomic_load(&call->cancelled)) {
-        cb(call, arg);
-        return;
-    }
     call->cancel_cb = cb;
     call->cancel_arg = arg;
+    if (atomic_load(&call->cancelled))
+        rr__defer_post(call->srv->defer, &call->cancel_later);
 }
 
 const uint8_t *
@@ -1469,6 +1489,45 @@ srv_linger_cb(struct ev_loop *loop, ev_timer *w, int revents)
     srv_leave(srv);
 }
 
+// Runs fn on each open connection of srv.  fn may run user callbacks,
+// which may close any connection or free the server, so no pointer is
+// followed across it: every connection is held and linked into a
+// snapshot first, the walk follows the snapshot, and it stops once the
+// server is freed.  The caller holds srv.
+static void
+srv_each_conn(rr_server *srv, void (*fn)(rr_sconn *sc))
+{
+    rr_sconn *first = srv->conns, *sc, *next;
+
+    for (sc = first; sc != NULL; sc = sc->next) {
+        sc->walk_next = sc->next;
+        rr__conn_hold(&sc->c);
+    }
+    for (sc = first; sc != NULL && !srv->freed; sc = sc->walk_next) {
+        if (sc->c.state != RR_CONN_CLOSED)
+            fn(sc);
+    }
+    for (sc = first; sc != NULL; sc = next) {
+        next = sc->walk_next;
+        rr__conn_release(&sc->c); // frees a connection closed meanwhile
+    }
+}
+
+// The grace period is over for sc: what still runs is answered
+// UNAVAILABLE (PROTOCOL.md 9), then the connection finishes.
+static void
+sconn_grace_over(rr_sconn *sc)
+{
+    rr_idmap_cursor cur = {0};
+    rr_call *call;
+
+    while (!sc->srv->freed &&
+           (call = rr__idmap_pop(&sc->calls, &cur, NULL)) != NULL)
+        call_cancel(call, RR_STATUS_UNAVAILABLE,
+                    "server shut down: grace period expired");
+    rr__conn_finish(&sc->c);
+}
+
 static void
 srv_grace_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -1476,21 +1535,32 @@ srv_grace_cb(struct ev_loop *loop, ev_timer *w, int revents)
     rr_server *srv = RR_CONTAINER_OF(w, rr_server, grace);
 
     srv_enter(srv);
-    rr_sconn *next;
-    for (rr_sconn *sc = srv->conns; sc != NULL; sc = next) {
-        rr_idmap_cursor cur = {0};
-        rr_call *call;
-        rr__conn_hold(&sc->c); // a failed response may close it
-        while ((call = rr__idmap_pop(&sc->calls, &cur, NULL)) != NULL)
-            call_cancel(call, RR_STATUS_UNAVAILABLE,
-                        "server shut down: grace period expired");
-        rr__conn_finish(&sc->c);
-        next = sc->next;
-        rr__conn_release(&sc->c);
+    srv_each_conn(srv, sconn_grace_over);
+    if (!srv->freed) { // a cancel callback may have freed it
+        ev_timer_set(&srv->linger, LINGER_AFTER_GRACE, 0.);
+        ev_timer_start(loop, &srv->linger);
     }
-    ev_timer_set(&srv->linger, LINGER_AFTER_GRACE, 0.);
-    ev_timer_start(loop, &srv->linger);
     srv_leave(srv);
+}
+
+// A shutdown begins on sc: GOAWAY NO_ERROR naming the last call it will
+// answer; a connection still in its handshake just closes.
+static void
+sconn_goaway(rr_sconn *sc)
+{
+    if (sc->c.state != RR_CONN_OPEN) {
+        rr__conn_close(&sc->c, RR_ECLOSED, "server shutting down");
+        return;
+    }
+    if (!sc->goaway_sent) { // else: a half-close already sent one
+        sc->goaway_sent = true;
+        sc->c.goaway_last = sc->last_id;
+        if (rr__frame_put_goaway(&sc->c.out, sc->last_id, RR_GOAWAY_NO_ERROR,
+                                 "server shutting down") == RR_OK)
+            rr__conn_queued(&sc->c);
+    }
+    if (sc->calls.count == 0)
+        rr__conn_finish(&sc->c);
 }
 
 int
@@ -1504,20 +1574,10 @@ rr_server_shutdown(rr_server *srv, double grace, rr_shutdown_cb cb, void *arg)
     srv->shutdown_arg = arg;
     srv_close_listeners(srv);
 
-    rr_sconn *next;
-    for (rr_sconn *sc = srv->conns; sc != NULL; sc = next) {
-        next = sc->next;
-        if (sc->c.state != RR_CONN_OPEN) {
-            rr__conn_close(&sc->c, RR_ECLOSED, "server shutting down");
-            continue;
-        }
-        sc->goaway_sent = true;
-        sc->c.goaway_last = sc->last_id;
-        if (rr__frame_put_goaway(&sc->c.out, sc->last_id, RR_GOAWAY_NO_ERROR,
-                                 "server shutting down") == RR_OK)
-            rr__conn_queued(&sc->c);
-        if (sc->calls.count == 0)
-            rr__conn_finish(&sc->c);
+    srv_each_conn(srv, sconn_goaway);
+    if (srv->freed) { // by a cancel callback of a closed connection
+        srv_leave(srv);
+        return RR_OK;
     }
     grace = grace >= 0 ? grace : srv->opts.grace_period;
     if (srv->loops != NULL)
@@ -1633,8 +1693,14 @@ rr_server_new(rr_server **out, struct ev_loop *loop, const rr_server_opts *opts)
         free(srv);
         return RR_ENOMEM;
     }
+    if ((srv->defer = rr__defer_get(loop)) == NULL) {
+        rr__conn_scratch_unref(srv->scratch);
+        free(srv);
+        return RR_ENOMEM;
+    }
     if ((rv = srv_reserve_fds(srv)) != RR_OK) {
         rr__conn_scratch_unref(srv->scratch);
+        rr__defer_unref(srv->defer);
         free(srv);
         return rv;
     }
@@ -1653,6 +1719,7 @@ rr_server_new(rr_server **out, struct ev_loop *loop, const rr_server_opts *opts)
         pthread_mutex_destroy(&srv->mu);
         close(srv->spare_fd);
         rr__conn_scratch_unref(srv->scratch);
+        rr__defer_unref(srv->defer);
         free(srv);
         return rv;
     }
@@ -1695,6 +1762,7 @@ srv_destroy(rr_server *srv)
         free(srv->methods[i].name);
     free(srv->methods);
     rr__conn_scratch_unref(srv->scratch);
+    rr__defer_unref(srv->defer);
     pthread_mutex_destroy(&srv->mu);
     free(srv);
 }

@@ -262,6 +262,156 @@ test_lifetime_posted_calls_at_free(void **state)
     ev_run(fx->loop, 0);
 }
 
+// ----------------------------------------------------- cancel callbacks
+
+// Holds the call without a cancel callback of its own.
+static void
+h_keep(rr_call *call, const ProtobufCMessage *req, void *arg)
+{
+    fixture *fx = arg;
+
+    fx->held_req[fx->n_held] = (const Rrtest__Echo *) req;
+    fx->held[fx->n_held++] = call;
+}
+
+typedef struct cancel_seen {
+    int runs;
+    bool returned; // rr_call_on_cancel had returned when it ran
+    bool complete; // the callback completes the call
+} cancel_seen;
+
+static void
+on_cancel_note(rr_call *call, void *arg)
+{
+    cancel_seen *cs = arg;
+
+    cs->runs++;
+    assert_true(cs->returned);
+    if (cs->complete)
+        rr_call_fail(call, RR_STATUS_CANCELLED, "gone");
+}
+
+// Finding 5: on a call already cancelled, rr_call_on_cancel ran its
+// callback before returning.  It runs from the loop now, once, and it
+// may complete the call.
+static void
+test_lifetime_on_cancel_after_the_cancel(void **state)
+{
+    fixture *fx = *state;
+    outcome o = {.runs = 0};
+    uint64_t token;
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+
+    fx->handlers[M_UNSET] = h_keep;
+    assert_int_equal(fx_restart(fx, NULL, NULL), 0);
+    req.text = (char *) "x";
+    assert_int_equal(rr_channel_call(fx->ch, &test_methods[M_UNSET], &req.base,
+                                     NULL, result_cb, &o, &token),
+                     RR_OK);
+    while (fx->n_held == 0 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    assert_int_equal(rr_channel_cancel(fx->ch, token), RR_OK);
+    while (!rr_call_cancelled(fx->held[0]) && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+
+    cancel_seen cs = {.complete = true};
+    rr_call_on_cancel(fx->held[0], on_cancel_note, &cs);
+    cs.returned = true;
+    assert_int_equal(cs.runs, 0);
+    while (cs.runs == 0 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    assert_int_equal(cs.runs, 1);
+    fx->held[0] = NULL; // the callback completed it
+    fx_wait(fx, &o);
+    assert_int_equal(o.status, RR_STATUS_CANCELLED);
+}
+
+// A call completed before its deferred cancel callback ran: the callback
+// never runs (and touches no freed call).
+static void
+test_lifetime_completed_before_its_cancel_callback(void **state)
+{
+    fixture *fx = *state;
+    outcome o = {.runs = 0};
+    uint64_t token;
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+
+    fx->handlers[M_UNSET] = h_keep;
+    assert_int_equal(fx_restart(fx, NULL, NULL), 0);
+    req.text = (char *) "x";
+    assert_int_equal(rr_channel_call(fx->ch, &test_methods[M_UNSET], &req.base,
+                                     NULL, result_cb, &o, &token),
+                     RR_OK);
+    while (fx->n_held == 0 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    rr_channel_cancel(fx->ch, token);
+    while (!rr_call_cancelled(fx->held[0]) && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    cancel_seen cs = {.returned = true};
+    rr_call_on_cancel(fx->held[0], on_cancel_note, &cs);
+    rr_call_fail(fx->held[0], RR_STATUS_ABORTED, "done first");
+    fx->held[0] = NULL;
+    fx_run_for(fx, 0.05);
+    assert_int_equal(cs.runs, 0);
+}
+
+// ------------------------------------------ freeing from the grace period
+
+static void
+on_cancel_free_server(rr_call *call, void *arg)
+{
+    fixture *fx = arg;
+
+    fx->cancels++;
+    rr_server_free(fx->srv); // the first one frees; later ones: no-op
+    rr_call_fail(call, RR_STATUS_ABORTED, "freed");
+}
+
+static void
+h_hold_free(rr_call *call, const ProtobufCMessage *req, void *arg)
+{
+    fixture *fx = arg;
+
+    (void) req;
+    fx->n_held++;
+    rr_call_on_cancel(call, on_cancel_free_server, fx);
+}
+
+// Finding 1, the server's side: the grace period's loop over connections
+// read its next connection after running cancel callbacks, which may free
+// the server and with it every connection.
+static void
+test_lifetime_free_server_from_grace_period_cancel(void **state)
+{
+    fixture *fx = *state;
+    rr_channel *ch2;
+    outcome o1, o2 = {.runs = 0}, o3 = {.runs = 0};
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+
+    fx->handlers[M_UNSET] = h_hold_free;
+    assert_int_equal(fx_restart(fx, NULL, NULL), 0);
+    assert_int_equal(rr_channel_new(&ch2, fx->loop, fx->target, NULL), RR_OK);
+    req.text = (char *) "x";
+    fx_call(fx, M_UNSET, "x", NULL, &o1);
+    assert_int_equal(rr_channel_call(ch2, &test_methods[M_UNSET], &req.base,
+                                     NULL, result_cb, &o2, NULL),
+                     RR_OK);
+    assert_int_equal(rr_channel_call(ch2, &test_methods[M_UNSET], &req.base,
+                                     NULL, result_cb, &o3, NULL),
+                     RR_OK);
+    while (fx->n_held < 3 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    fx->n_held = 0; // nothing for the teardown to complete
+    assert_int_equal(rr_server_shutdown(fx->srv, 0.01, NULL, NULL), RR_OK);
+    while (fx->cancels < 3 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    fx->srv = NULL;
+    fx_wait(fx, &o1);
+    fx_wait(fx, &o2);
+    fx_wait(fx, &o3);
+    rr_channel_free(ch2);
+}
+
 int
 main(void)
 {
@@ -272,6 +422,9 @@ main(void)
         T(test_lifetime_call_completed_twice),
         T(test_lifetime_complete_after_server_free),
         T(test_lifetime_posted_calls_at_free),
+        T(test_lifetime_on_cancel_after_the_cancel),
+        T(test_lifetime_completed_before_its_cancel_callback),
+        T(test_lifetime_free_server_from_grace_period_cancel),
     };
 #undef T
     return cmocka_run_group_tests_name("lifetime", tests, NULL, NULL);

@@ -230,8 +230,16 @@ RR_API int rr_server_new(rr_server **out, struct ev_loop *loop,
 
 // A handler gets the call and its unpacked request, which stays valid
 // until the call is completed.  It must complete the call exactly once,
-// now or later, with rr_call_reply or rr_call_fail, even after the call
-// was cancelled; that completion frees the call.
+// now or later, with rr_call_reply or rr_call_fail (or their _from_thread
+// forms), even after the call was cancelled; that completion frees the
+// call.  Cancellation and deadlines never complete a call themselves:
+// they answer the client and tell the handler, so whoever holds the call
+// completes it, and the first answer to reach the client (reply, failure,
+// CANCELLED, DEADLINE_EXCEEDED) is the one that counts.  A call handed to
+// a worker thread is completed by that thread: its cancel callback may
+// tell the worker, but must not complete the call too.  A second
+// completion is a bug in the program: rawrpc reports it on stderr and,
+// in a build without NDEBUG, aborts; otherwise it is ignored.
 typedef void (*rr_handler_cb)(rr_call *call, const ProtobufCMessage *req,
                               void *arg);
 
@@ -293,7 +301,8 @@ typedef void (*rr_shutdown_cb)(rr_server *srv, void *arg);
 // lets the calls in flight finish for at most grace seconds (< 0: the
 // option's default); then it cancels what remains, answering those calls
 // UNAVAILABLE.  Each connection is
-// closed cleanly after its last response.  cb runs once all are closed.
+// closed cleanly after its last response.  cb runs once all are closed,
+// unless the server is freed first (then it never runs).
 // Returns RR_OK, or RR_EINVAL if a shutdown is already under way.
 RR_API int rr_server_shutdown(rr_server *srv, double grace, rr_shutdown_cb cb,
                               void *arg);
@@ -342,8 +351,13 @@ RR_API bool rr_call_cancelled(const rr_call *call);
 typedef void (*rr_cancel_cb)(rr_call *call, void *arg);
 
 // rr_call_on_cancel sets a callback run once, from the loop, when the call
-// is cancelled (runs at once if it already is).  The call stays valid: the
-// handler must still complete it.
+// is cancelled by its client, its deadline, its connection closing, the
+// grace period's end or rr_server_free (those last two run it inside
+// them).  On a call already cancelled it runs from the loop's next
+// iteration, never inside rr_call_on_cancel.  The callback may complete
+// the call (it is the usual place to stop a timer and fail the call);
+// otherwise the handler must still complete it.  A call completed before
+// its callback ran never sees it.  Loop thread only.
 RR_API void rr_call_on_cancel(rr_call *call, rr_cancel_cb cb, void *arg);
 
 // rr_call_metadata finds the request metadata value of key; returns NULL
