@@ -38,9 +38,11 @@
 #include "channel.h"
 #include "conn.h"
 #include "defer.h"
+#include "errmap.h"
 #include "idmap.h"
 #include "log.h"
 #include "meta.h"
+#include "opts.h"
 #include "rawrpc/rawrpc.h"
 #include "rawrpc/stub.h"
 
@@ -1028,7 +1030,19 @@ ch_call_start(rr_channel *ch, const rr_method *method,
               const char **why)
 {
     static const rr_call_opts no_opts;
-    const rr_call_opts *o = opts != NULL ? opts : &no_opts;
+    const rr_call_opts *o = &no_opts;
+    rr_call_opts taken = {.struct_size = 0};
+
+    if (opts != NULL) {
+        // The last field is a pointer, which is what the size is of.
+        // NOLINTNEXTLINE(bugprone-sizeof-expression)
+        size_t first = RR__OPTS_SIZE_UPTO(rr_call_opts, parent);
+        if (!rr__opts_take(&taken, sizeof(taken), opts, first)) {
+            *why = "rr_call_opts from a newer rawrpc.h than this library";
+            return RR_EINVAL;
+        }
+        o = &taken;
+    }
 
     if (ch == NULL || method == NULL || req == NULL ||
         (done->cb == NULL && (done->tramp == NULL || done->fn == NULL)) ||
@@ -1229,6 +1243,8 @@ rr_channel_connected(const rr_channel *ch)
 void
 rr_channel_opts_init(rr_channel_opts *o)
 {
+    memset(o, 0, sizeof(*o));
+    o->struct_size = sizeof(*o);
     o->connect_timeout = 20.0;
     o->backoff_initial = 1.0;
     o->backoff_multiplier = 1.6;
@@ -1253,10 +1269,17 @@ rr_channel_new(rr_channel **out, struct ev_loop *loop, const char *target,
     rr_channel *ch = calloc(1, sizeof(*ch));
     if (ch == NULL)
         return RR_ENOMEM;
-    if (opts != NULL)
-        ch->opts = *opts;
-    else
-        rr_channel_opts_init(&ch->opts);
+    rr_channel_opts_init(&ch->opts);
+    if (opts != NULL &&
+        !rr__opts_take(&ch->opts, sizeof(ch->opts), opts,
+                       RR__OPTS_SIZE_UPTO(rr_channel_opts, tcp_keepalive))) {
+        rr__set_last_error("rr_channel_new: rr_channel_opts of %zu bytes; "
+                           "this library takes up to %zu (fill them with "
+                           "rr_channel_opts_init)",
+                           opts->struct_size, sizeof(ch->opts));
+        free(ch);
+        return RR_EINVAL;
+    }
     if (ch->opts.max_frame_size < RR_MIN_MAX_FRAME_SIZE ||
         ch->opts.connect_timeout <= 0 || ch->opts.backoff_multiplier < 1 ||
         ch->opts.heartbeat_interval < 0 || ch->opts.heartbeat_timeout <= 0 ||

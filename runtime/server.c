@@ -36,6 +36,7 @@
 #include "log.h"
 #include "loops.h"
 #include "meta.h"
+#include "opts.h"
 #include "poison.h"
 #include "rawrpc/rawrpc.h"
 #include "rawrpc/stub.h"
@@ -1599,6 +1600,8 @@ rr_server_shutdown(rr_server *srv, double grace, rr_shutdown_cb cb, void *arg)
 void
 rr_server_opts_init(rr_server_opts *o)
 {
+    memset(o, 0, sizeof(*o));
+    o->struct_size = sizeof(*o);
     o->backlog = 511;
     o->max_connections = 10000;
     o->max_concurrent_calls = 1024;
@@ -1679,10 +1682,17 @@ rr_server_new(rr_server **out, struct ev_loop *loop, const rr_server_opts *opts)
     rr_server *srv = calloc(1, sizeof(*srv));
     if (srv == NULL)
         return RR_ENOMEM;
-    if (opts != NULL)
-        srv->opts = *opts;
-    else
-        rr_server_opts_init(&srv->opts);
+    rr_server_opts_init(&srv->opts);
+    if (opts != NULL &&
+        !rr__opts_take(&srv->opts, sizeof(srv->opts), opts,
+                       RR__OPTS_SIZE_UPTO(rr_server_opts, loop_arg))) {
+        rr__set_last_error("rr_server_new: rr_server_opts of %zu bytes; this "
+                           "library takes up to %zu (fill them with "
+                           "rr_server_opts_init)",
+                           opts->struct_size, sizeof(srv->opts));
+        free(srv);
+        return RR_EINVAL;
+    }
     const char *bad = opts_valid(&srv->opts);
     if (bad != NULL) {
         rr__set_last_error("rr_server_new: invalid options: %s", bad);

@@ -41,9 +41,9 @@ extern "C" {
 // ---------------------------------------------------------------- version
 
 #define RAWRPC_VERSION_MAJOR  0
-#define RAWRPC_VERSION_MINOR  1
+#define RAWRPC_VERSION_MINOR  2
 #define RAWRPC_VERSION_PATCH  0
-#define RAWRPC_VERSION_STRING "0.1.0"
+#define RAWRPC_VERSION_STRING "0.2.0"
 
 // The wire protocol version this library speaks (docs/PROTOCOL.md).
 #define RAWRPC_PROTOCOL_VERSION 1
@@ -176,8 +176,21 @@ typedef struct rr_call rr_call;
 typedef void (*rr_loop_cb)(rr_server *srv, struct ev_loop *loop, unsigned index,
                            void *arg);
 
+// ------------------------------------------------------- options and ABI
+//
+// Every options struct below starts with struct_size, which
+// rr_X_opts_init sets to sizeof the struct as the program is compiled (0
+// means the first layout, so a zeroed rr_call_opts is the defaults).  New
+// options are only ever appended, and the library reads struct_size bytes
+// over its own defaults: a program compiled against an older header keeps
+// working with a newer librawrpc.so.0 and gets the defaults of options it
+// does not know.  A program compiled against a newer header than the
+// library it runs with gets RR_EINVAL (rr_last_error says why).  Always
+// fill options through rr_X_opts_init, or zero them and set struct_size.
+
 // Server options; rr_server_opts_init sets every default named here.
 typedef struct rr_server_opts {
+    size_t struct_size;            // sizeof(rr_server_opts), set by _init
     int backlog;                   // listen(2) backlog: 511
     uint32_t max_connections;      // accepted and open at once: 10000
     uint32_t max_concurrent_calls; // per connection: 1024
@@ -385,6 +398,7 @@ RR_API struct ev_loop *rr_call_loop(const rr_call *call);
 typedef struct rr_channel rr_channel;
 
 typedef struct rr_channel_opts {
+    size_t struct_size;        // sizeof(rr_channel_opts), set by _init
     double connect_timeout;    // seconds per connect attempt: 20
     double backoff_initial;    // first reconnect delay: 1 s
     double backoff_multiplier; // growth per failure: 1.6
@@ -419,6 +433,7 @@ RR_API void rr_channel_free(rr_channel *ch);
 
 // Options of one call; zeroed means the defaults.
 typedef struct rr_call_opts {
+    size_t struct_size;          // sizeof(rr_call_opts), or 0
     double timeout;              // seconds; 0: the channel's default
     const rr_metadata *metadata; // n_metadata pairs sent with the call
     size_t n_metadata;
