@@ -43,6 +43,7 @@
 #include "log.h"
 #include "meta.h"
 #include "opts.h"
+#include "poison.h"
 #include "rawrpc/rawrpc.h"
 #include "rawrpc/stub.h"
 
@@ -241,6 +242,7 @@ pc_free(ch_call *pc)
         pc->qnext = ch->pool;
         ch->pool = pc;
         ch->n_pool++;
+        RR_POISON(pc, sizeof(*pc)); // a use after delivery is caught
         return;
     }
     rr__arena_fini(&pc->arena);
@@ -262,6 +264,7 @@ pc_alloc(rr_channel *ch)
         pc->child.cancel = pc_parent_cancelled;
         return pc;
     }
+    RR_UNPOISON(pc, sizeof(*pc));
     ch->pool = pc->qnext;
     ch->n_pool--;
     pc->qnext = NULL;
@@ -1318,6 +1321,7 @@ static void
 ch_destroy(rr_channel *ch)
 {
     while (ch->pool != NULL) {
+        RR_UNPOISON(ch->pool, sizeof(*ch->pool));
         ch_call *next = ch->pool->qnext;
         rr__arena_fini(&ch->pool->arena);
         free(ch->pool->payload);
