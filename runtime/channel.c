@@ -49,9 +49,11 @@
 
 #define MD_ON_STACK   8
 #define CALL_POOL_MAX 256
-// A pooled call keeps a payload buffer up to this size: a burst of big
-// requests must not pin its memory for the channel's life.
-#define POOL_PAYLOAD_MAX ((size_t) 64 * 1024)
+// Pooled calls keep their payload buffers, so steady traffic allocates
+// nothing, within a budget for the whole pool: a burst of big requests
+// must not pin its memory for the channel's life, and 64 calls of 64 KiB
+// in flight must not allocate per call either (docs/PERFORMANCE.md).
+#define POOL_PAYLOAD_BUDGET ((size_t) 8 * 1024 * 1024)
 // Calls wait in the queue while the connection's output holds this much
 // (the server's default high-water mark) and go again once it has
 // drained to OUT_LOW.  One frame always goes when under OUT_HIGH: the
@@ -127,6 +129,7 @@ struct rr_channel {
     ch_call *live;
     ch_call *pool; // finished calls kept for reuse, through qnext
     size_t n_pool;
+    size_t pool_bytes; // payload buffers the pooled calls keep
     ch_call *q_head, *q_tail;
     size_t q_len;
     rr_idmap tokens; // a token's low 32 bits -> its call, while it lives
@@ -234,11 +237,12 @@ pc_free(ch_call *pc)
         pc->status = RR_STATUS_OK;
         pc->message = NULL;
         pc->reply = NULL;
-        if (pc->payload_cap > POOL_PAYLOAD_MAX) {
+        if (ch->pool_bytes + pc->payload_cap > POOL_PAYLOAD_BUDGET) {
             free(pc->payload);
             pc->payload = NULL;
             pc->payload_cap = 0;
         }
+        ch->pool_bytes += pc->payload_cap;
         pc->qnext = ch->pool;
         ch->pool = pc;
         ch->n_pool++;
@@ -267,6 +271,7 @@ pc_alloc(rr_channel *ch)
     RR_UNPOISON(pc, sizeof(*pc));
     ch->pool = pc->qnext;
     ch->n_pool--;
+    ch->pool_bytes -= pc->payload_cap;
     pc->qnext = NULL;
     return pc;
 }
