@@ -799,8 +799,14 @@ sconn_method(rr_sconn *sc, rr_call *call, const rr_frame *f, rr_request_head *h)
 
     if (!rr__request_head_decode(f->body, f->meta_len, h)) {
         // User metadata, or an unusual encoding: protobuf-c decodes it.
-        if (rr__meta_unpack(&rawrpc__v1__request_meta__descriptor, f,
-                            &call->arena.alloc, &m) != RR_OK) {
+        int rv = rr__meta_unpack(&rawrpc__v1__request_meta__descriptor, f,
+                                 &call->arena.alloc, &m);
+        if (rv == RR_ENOMEM) {
+            sconn_reject(sc, f->call_id, RR_STATUS_RESOURCE_EXHAUSTED,
+                         "server out of memory");
+            return false;
+        }
+        if (rv != RR_OK) {
             sconn_reject(sc, f->call_id, RR_STATUS_INVALID_ARGUMENT,
                          "request metadata does not parse");
             return false;
@@ -859,10 +865,15 @@ sconn_prepare(rr_sconn *sc, const rr_frame *f)
             goto fail;
         }
     }
-    call->req = protobuf_c_message_unpack(call->m->m.input, &call->arena.alloc,
-                                          rr__frame_payload_len(f),
-                                          rr__frame_payload(f));
-    if (call->req == NULL) {
+    int rv =
+        rr__unpack(call->m->m.input, &call->arena.alloc,
+                   rr__frame_payload_len(f), rr__frame_payload(f), &call->req);
+    if (rv == RR_ENOMEM) {
+        sconn_reject(sc, f->call_id, RR_STATUS_RESOURCE_EXHAUSTED,
+                     "server out of memory");
+        goto fail;
+    }
+    if (rv != RR_OK) {
         sconn_reject(sc, f->call_id, RR_STATUS_INVALID_ARGUMENT,
                      "request does not parse as %s", call->m->m.input->name);
         goto fail;
