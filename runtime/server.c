@@ -625,9 +625,10 @@ rr_call_reply_from_thread(rr_call *call, const ProtobufCMessage *reply)
     size_t n = protobuf_c_message_get_packed_size(reply);
 
     call->t_status = RR_STATUS_OK;
-    if (reply->descriptor != call->m->m.output ||
-        (call->t_payload = malloc(n > 0 ? n : 1)) == NULL) {
+    if (reply->descriptor != call->m->m.output) {
         call->t_status = RR_STATUS_INTERNAL;
+    } else if ((call->t_payload = malloc(n > 0 ? n : 1)) == NULL) {
+        call->t_status = RR_STATUS_RESOURCE_EXHAUSTED;
     } else {
         protobuf_c_message_pack(reply, call->t_payload);
         call->t_len = n;
