@@ -530,6 +530,9 @@ call_cancel(rr_call *call, rr_status status, const char *msg)
         call_settle(call);
     }
     call_detach(call); // answered: it stays only until its handler is done
+    if (call->completed)
+        return; // its response failed and closed the connection: the
+                // handler is done with it, so nothing of the handler's runs
     while (call->children != NULL) {
         rr__child *ch = call->children;
         rr__call_unlink_child(ch);
