@@ -632,10 +632,15 @@ cc_response(ch_conn *cc, const rr_frame *f)
     const char *msg = NULL;
     char buf[160];
     if (f->meta_len > 0) {
-        if (rr__meta_unpack(&rawrpc__v1__response_meta__descriptor, f, NULL,
-                            &m) != RR_OK) {
-            pc_settle(pc, RR_STATUS_INTERNAL,
-                      "response metadata does not parse");
+        int rv = rr__meta_unpack(&rawrpc__v1__response_meta__descriptor, f,
+                                 NULL, &m);
+        if (rv != RR_OK) {
+            if (rv == RR_ENOMEM)
+                pc_settle(pc, RR_STATUS_RESOURCE_EXHAUSTED,
+                          "out of memory for the response metadata");
+            else
+                pc_settle(pc, RR_STATUS_INTERNAL,
+                          "response metadata does not parse");
             pc_deliver(pc);
             return;
         }
@@ -654,10 +659,12 @@ cc_response(ch_conn *cc, const rr_frame *f)
                                     : shared       ? &ch->replies.alloc
                                                    : &pc->arena.alloc;
         ch->replies_busy |= shared;
-        pc->reply = protobuf_c_message_unpack(pc->m->output, alloc,
-                                              rr__frame_payload_len(f),
-                                              rr__frame_payload(f));
-        if (pc->reply == NULL) {
+        int rv = rr__unpack(pc->m->output, alloc, rr__frame_payload_len(f),
+                            rr__frame_payload(f), &pc->reply);
+        if (rv == RR_ENOMEM) {
+            status = RR_STATUS_RESOURCE_EXHAUSTED;
+            msg = "out of memory for the reply";
+        } else if (rv != RR_OK) {
             snprintf(buf, sizeof(buf), "reply does not parse as %s",
                      pc->m->output->name);
             status = RR_STATUS_INTERNAL;

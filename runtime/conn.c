@@ -586,8 +586,15 @@ conn_read_own(rr_conn *c, size_t need)
         want = room;
     // A full buffer holds a complete largest frame, which conn_process
     // consumes; so room is only 0 while reading is paused.
-    if (want == 0 || rr__buf_reserve(&c->in, want, &p) != RR_OK)
+    if (want == 0)
         return false;
+    if (rr__buf_reserve(&c->in, want, &p) != RR_OK) {
+        // Not reading would leave the socket readable: the loop would spin
+        // for as long as memory is short, and the frame never arrive.
+        rr__conn_fail(c, RR_GOAWAY_INTERNAL_ERROR, RR_ENOMEM,
+                      "out of memory for a frame");
+        return false;
+    }
     size_t n = conn_recv(c, p, want);
     if (n == 0)
         return false;

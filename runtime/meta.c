@@ -284,14 +284,59 @@ rr__response_message_room(uint32_t status, size_t limit)
     return m;
 }
 
+// An allocator in front of the caller's (NULL: malloc and free, as
+// protobuf-c's default) that remembers a failure: protobuf-c answers NULL
+// both for bytes that do not parse and for memory it could not get.
+typedef struct unpack_watch {
+    ProtobufCAllocator self;
+    ProtobufCAllocator *inner;
+    bool failed;
+} unpack_watch;
+
+static void *
+watch_alloc(void *data, size_t n)
+{
+    unpack_watch *w = data;
+    void *p = w->inner != NULL ? w->inner->alloc(w->inner->allocator_data, n)
+                               : malloc(n);
+
+    if (p == NULL)
+        w->failed = true;
+    return p;
+}
+
+static void
+watch_free(void *data, void *p)
+{
+    unpack_watch *w = data;
+
+    if (w->inner != NULL)
+        w->inner->free(w->inner->allocator_data, p);
+    else
+        free(p);
+}
+
+int
+rr__unpack(const ProtobufCMessageDescriptor *d, ProtobufCAllocator *a,
+           size_t len, const uint8_t *data, ProtobufCMessage **out)
+{
+    unpack_watch w;
+
+    w.self.alloc = watch_alloc;
+    w.self.free = watch_free;
+    w.self.allocator_data = &w;
+    w.inner = a;
+    w.failed = false;
+    ProtobufCMessage *m = protobuf_c_message_unpack(d, &w.self, len, data);
+    if (m == NULL)
+        return w.failed ? RR_ENOMEM : RR_EPROTO;
+    *out = m;
+    return RR_OK;
+}
+
 int
 rr__meta_unpack(const ProtobufCMessageDescriptor *d, const rr_frame *f,
                 ProtobufCAllocator *a, ProtobufCMessage **out)
 {
-    ProtobufCMessage *m = protobuf_c_message_unpack(d, a, f->meta_len, f->body);
-
-    if (m == NULL)
-        return RR_EPROTO;
-    *out = m;
-    return RR_OK;
+    return rr__unpack(d, a, f->meta_len, f->body, out);
 }

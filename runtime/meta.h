@@ -36,11 +36,17 @@ int rr__call_put_raw(rr_buf *b, uint8_t type, uint32_t call_id,
                      const ProtobufCMessage *meta, const uint8_t *payload,
                      size_t len, uint32_t max_body);
 
-// rr__meta_unpack unpacks the metadata prefix of a decoded REQUEST or
-// RESPONSE frame as a message of descriptor d, allocating through a (NULL:
-// malloc).  Returns RR_OK and sets *out, to be freed with
-// protobuf_c_message_free_unpacked(*out, a); or RR_EPROTO if the bytes do
-// not unpack (truncated or garbled metadata).
+// rr__unpack unpacks len bytes at data as a message of descriptor d,
+// allocating through a (NULL: malloc).  Returns RR_OK and sets *out, to be
+// freed with protobuf_c_message_free_unpacked(*out, a); RR_EPROTO if the
+// bytes do not unpack; or RR_ENOMEM if an allocation failed, which
+// protobuf_c_message_unpack does not tell from bytes that do not parse.
+int rr__unpack(const ProtobufCMessageDescriptor *d, ProtobufCAllocator *a,
+               size_t len, const uint8_t *data, ProtobufCMessage **out);
+
+// rr__meta_unpack is rr__unpack of the metadata prefix of a decoded
+// REQUEST or RESPONSE frame: RR_EPROTO for truncated or garbled
+// metadata, RR_ENOMEM when out of memory.
 int rr__meta_unpack(const ProtobufCMessageDescriptor *d, const rr_frame *f,
                     ProtobufCAllocator *a, ProtobufCMessage **out);
 

@@ -553,6 +553,9 @@ call_cancel(rr_call *call, rr_status status, const char *msg)
         call_settle(call);
     }
     call_detach(call); // answered: it stays only until its handler is done
+    if (call->completed)
+        return; // its response failed and closed the connection: the
+                // handler is done with it, so nothing of the handler's runs
     while (call->children != NULL) {
         rr__child *ch = call->children;
         rr__call_unlink_child(ch);
@@ -648,9 +651,10 @@ rr_call_reply_from_thread(rr_call *call, const ProtobufCMessage *reply)
     size_t n = protobuf_c_message_get_packed_size(reply);
 
     call->t_status = RR_STATUS_OK;
-    if (reply->descriptor != call->m->m.output ||
-        (call->t_payload = malloc(n > 0 ? n : 1)) == NULL) {
+    if (reply->descriptor != call->m->m.output) {
         call->t_status = RR_STATUS_INTERNAL;
+    } else if ((call->t_payload = malloc(n > 0 ? n : 1)) == NULL) {
+        call->t_status = RR_STATUS_RESOURCE_EXHAUSTED;
     } else {
         protobuf_c_message_pack(reply, call->t_payload);
         call->t_len = n;
@@ -820,8 +824,14 @@ sconn_method(rr_sconn *sc, rr_call *call, const rr_frame *f, rr_request_head *h)
 
     if (!rr__request_head_decode(f->body, f->meta_len, h)) {
         // User metadata, or an unusual encoding: protobuf-c decodes it.
-        if (rr__meta_unpack(&rawrpc__v1__request_meta__descriptor, f,
-                            &call->arena.alloc, &m) != RR_OK) {
+        int rv = rr__meta_unpack(&rawrpc__v1__request_meta__descriptor, f,
+                                 &call->arena.alloc, &m);
+        if (rv == RR_ENOMEM) {
+            sconn_reject(sc, f->call_id, RR_STATUS_RESOURCE_EXHAUSTED,
+                         "server out of memory");
+            return false;
+        }
+        if (rv != RR_OK) {
             sconn_reject(sc, f->call_id, RR_STATUS_INVALID_ARGUMENT,
                          "request metadata does not parse");
             return false;
@@ -880,10 +890,15 @@ sconn_prepare(rr_sconn *sc, const rr_frame *f)
             goto fail;
         }
     }
-    call->req = protobuf_c_message_unpack(call->m->m.input, &call->arena.alloc,
-                                          rr__frame_payload_len(f),
-                                          rr__frame_payload(f));
-    if (call->req == NULL) {
+    int rv =
+        rr__unpack(call->m->m.input, &call->arena.alloc,
+                   rr__frame_payload_len(f), rr__frame_payload(f), &call->req);
+    if (rv == RR_ENOMEM) {
+        sconn_reject(sc, f->call_id, RR_STATUS_RESOURCE_EXHAUSTED,
+                     "server out of memory");
+        goto fail;
+    }
+    if (rv != RR_OK) {
         sconn_reject(sc, f->call_id, RR_STATUS_INVALID_ARGUMENT,
                      "request does not parse as %s", call->m->m.input->name);
         goto fail;
