@@ -129,7 +129,9 @@ struct rr_call {
     ev_tstamp deadline_at; // loop time; 0 = none
     atomic_bool cancelled;
     bool responded; // its RESPONSE is sent, or can no longer be
-    bool completed; // by its handler: in the pool, or being freed
+    // Claimed by its first completion, from whichever thread: then in
+    // the mailbox, in the pool, or being freed.
+    atomic_bool completed;
     rr_cancel_cb cancel_cb;
     void *cancel_arg;
     rr__defer_node cancel_later; // rr_call_on_cancel on a cancelled call
@@ -407,7 +409,7 @@ call_new(rr_server *srv, rr_sconn *sc, uint32_t id)
     call->deadline_at = 0;
     atomic_init(&call->cancelled, false);
     call->responded = false;
-    call->completed = false;
+    atomic_init(&call->completed, false);
     call->cancel_cb = NULL;
     rr__defer_node_init(&call->cancel_later, call_cancel_later);
     call->children = NULL;
@@ -553,7 +555,7 @@ call_cancel(rr_call *call, rr_status status, const char *msg)
         call_settle(call);
     }
     call_detach(call); // answered: it stays only until its handler is done
-    if (call->completed)
+    if (atomic_load(&call->completed))
         return; // its response failed and closed the connection: the
                 // handler is done with it, so nothing of the handler's runs
     while (call->children != NULL) {
@@ -581,13 +583,17 @@ call_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
     srv_leave(srv);
 }
 
-// A call its handler already completed is in the pool (or reused): a
-// second completion must not push it there again, which would hand it to
-// two requests and make the pool a cycle.
+// Claims the call for its one completion, arbitrated here for every
+// path and thread: the loop's rr_call_reply and rr_call_fail, and the
+// _from_thread forms, whose completion waits in the mailbox meanwhile (a
+// cancel on the loop then runs no callback for it).  A call already
+// claimed is in the mailbox, the pool or reused: a second completion must
+// not push it into the pool again, which would hand it to two requests
+// and make the pool a cycle.
 static bool
 call_completable(rr_call *call, const char *fn)
 {
-    if (!call->completed)
+    if (!atomic_exchange(&call->completed, true))
         return true;
     rr__bug("%s: call to %s completed twice", fn,
             call->m != NULL ? call->m->name : "?");
@@ -599,7 +605,7 @@ static void
 call_complete(rr_call *call, rr_status status, const char *msg,
               const ProtobufCMessage *reply, const uint8_t *raw, size_t raw_len)
 {
-    call->completed = true;
+    atomic_store(&call->completed, true);
     if (!call->responded && call->sc != NULL) {
         sconn_respond(call->sc, call->id, status, msg, reply, raw, raw_len);
         call_settle(call);
@@ -648,6 +654,8 @@ call_post(rr_call *call)
 void
 rr_call_reply_from_thread(rr_call *call, const ProtobufCMessage *reply)
 {
+    if (!call_completable(call, "rr_call_reply_from_thread"))
+        return;
     size_t n = protobuf_c_message_get_packed_size(reply);
 
     call->t_status = RR_STATUS_OK;
@@ -665,6 +673,8 @@ rr_call_reply_from_thread(rr_call *call, const ProtobufCMessage *reply)
 void
 rr_call_fail_from_thread(rr_call *call, rr_status status, const char *message)
 {
+    if (!call_completable(call, "rr_call_fail_from_thread"))
+        return;
     call->t_status = status == RR_STATUS_OK ? RR_STATUS_UNKNOWN : status;
     call->t_msg = message != NULL ? strdup(message) : NULL;
     call_post(call);

@@ -412,6 +412,34 @@ test_lifetime_free_server_from_grace_period_cancel(void **state)
     rr_channel_free(ch2);
 }
 
+// A worker completed the call, and before the loop took the completion
+// the connection closed: the cancel callback, which would complete the
+// call a second time, must not run.  Before, it ran, and the mailbox then
+// completed a call already in the pool.
+static void
+test_lifetime_thread_completion_wins_over_cancel(void **state)
+{
+    fixture *fx = *state;
+    cancel_seen cs = {.returned = true, .complete = true};
+
+    fx->handlers[M_UNSET] = h_keep;
+    assert_int_equal(fx_restart(fx, NULL, NULL), 0);
+    outcome o;
+    fx_call(fx, M_UNSET, "x", NULL, &o);
+    while (fx->n_held == 0 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    rr_call_on_cancel(fx->held[0], on_cancel_note, &cs);
+    late l = {fx->held[0], &fx->held_req[0]->base, true};
+    complete_from_thread(&l);
+    fx->held[0] = NULL;
+    rr_channel_free(fx->ch); // closes the connection ...
+    fx->ch = NULL;
+    rr_server_free(fx->srv); // ... which cancels what is in flight
+    fx->srv = NULL;
+    assert_int_equal(cs.runs, 0);
+    ev_run(fx->loop, 0);
+}
+
 int
 main(void)
 {
@@ -425,6 +453,7 @@ main(void)
         T(test_lifetime_on_cancel_after_the_cancel),
         T(test_lifetime_completed_before_its_cancel_callback),
         T(test_lifetime_free_server_from_grace_period_cancel),
+        T(test_lifetime_thread_completion_wins_over_cancel),
     };
 #undef T
     return cmocka_run_group_tests_name("lifetime", tests, NULL, NULL);

@@ -248,11 +248,14 @@ RR_API int rr_server_new(rr_server **out, struct ev_loop *loop,
 // call.  Cancellation and deadlines never complete a call themselves:
 // they answer the client and tell the handler, so whoever holds the call
 // completes it, and the first answer to reach the client (reply, failure,
-// CANCELLED, DEADLINE_EXCEEDED) is the one that counts.  A call handed to
-// a worker thread is completed by that thread: its cancel callback may
-// tell the worker, but must not complete the call too.  A second
-// completion is a bug in the program: rawrpc reports it on stderr and,
-// in a build without NDEBUG, aborts; otherwise it is ignored.
+// CANCELLED, DEADLINE_EXCEEDED) is the one that counts.  The first
+// completion claims the call, whichever thread makes it; a call a worker
+// has completed gets no cancel callback any more.  A call handed to a
+// worker should be completed by that worker: its cancel callback may
+// tell the worker, but completing the call there too races with it.  A
+// second completion is a bug in the program: rawrpc reports it on stderr
+// when it can and, in a build without NDEBUG, aborts; otherwise it is
+// ignored.
 typedef void (*rr_handler_cb)(rr_call *call, const ProtobufCMessage *req,
                               void *arg);
 
