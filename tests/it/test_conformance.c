@@ -26,84 +26,6 @@
 #include "preface.h"
 #include "utf8.h"
 
-// One RESPONSE as the raw peer read it.
-typedef struct raw_reply {
-    uint32_t id;
-    uint32_t status;
-    uint16_t meta_len;
-    char message[RR_STATUS_MESSAGE_MAX + 8];
-    size_t message_len;
-    size_t data_len; // of the Echo payload, when OK
-} raw_reply;
-
-// Reads the next RESPONSE (skipping SETTINGS, PING, PONG); false on EOF
-// or a GOAWAY, whose frame is then left in *goaway when not NULL.
-static bool
-read_reply(rawpeer *p, raw_reply *r, rr_goaway *goaway)
-{
-    rr_frame f;
-
-    for (;;) {
-        if (!rawpeer_frame(p, &f))
-            return false;
-        if (f.type == RR_FRAME_GOAWAY) {
-            if (goaway != NULL)
-                rr__goaway_parse(&f, goaway);
-            return false;
-        }
-        if (f.type == RR_FRAME_RESPONSE)
-            break;
-    }
-    memset(r, 0, sizeof(*r));
-    r->id = f.call_id;
-    r->meta_len = f.meta_len;
-    if (f.meta_len > 0) {
-        ProtobufCMessage *m;
-        assert_int_equal(rr__meta_unpack(&rawrpc__v1__response_meta__descriptor,
-                                         &f, NULL, &m),
-                         RR_OK);
-        Rawrpc__V1__ResponseMeta *rm = (Rawrpc__V1__ResponseMeta *) m;
-        r->status = rm->status;
-        r->message_len = strlen(rm->message);
-        assert_true(r->message_len < sizeof(r->message));
-        memcpy(r->message, rm->message, r->message_len + 1);
-        protobuf_c_message_free_unpacked(m, NULL);
-    }
-    if (r->status == RR_STATUS_OK) {
-        Rrtest__Echo *e = rrtest__echo__unpack(NULL, rr__frame_payload_len(&f),
-                                               rr__frame_payload(&f));
-        assert_non_null(e);
-        r->data_len = e->data.len;
-        rrtest__echo__free_unpacked(e, NULL);
-    }
-    return true;
-}
-
-// A raw peer that handshakes with these SETTINGS.
-static void
-connect_with(rawpeer *p, fixture *fx, const rr_settings *s)
-{
-    rr_buf b;
-
-    rawpeer_connect(p, fx);
-    rr__buf_init(&b, 1024);
-    assert_int_equal(rr__preface_put(&b, 1), RR_OK);
-    assert_int_equal(rr__settings_put(&b, s), RR_OK);
-    rawpeer_send(p, rr__buf_data(&b), rr__buf_size(&b));
-    rr__buf_fini(&b);
-}
-
-static void
-send_goaway(rawpeer *p, uint32_t last, uint32_t code, const char *msg)
-{
-    rr_buf b;
-
-    rr__buf_init(&b, 1024);
-    assert_int_equal(rr__frame_put_goaway(&b, last, code, msg), RR_OK);
-    rawpeer_send(p, rr__buf_data(&b), rr__buf_size(&b));
-    rr__buf_fini(&b);
-}
-
 static void
 reply_held(fixture *fx, size_t i)
 {
@@ -124,7 +46,7 @@ test_conformance_half_close_answers_every_call(void **state)
     rawpeer p;
     enum { N = 259 };
     int seen[N + 1] = {0};
-    raw_reply r;
+    rawpeer_reply_t r;
     rr_goaway g = {0};
 
     rawpeer_connect(&p, fx);
@@ -137,7 +59,7 @@ test_conformance_half_close_answers_every_call(void **state)
     assert_int_equal(shutdown(p.fd, SHUT_WR), 0);
 
     // Up to the GOAWAY the server sends once it reads the EOF.
-    while (read_reply(&p, &r, &g)) {
+    while (rawpeer_reply(&p, &r, &g)) {
         assert_true(r.id >= 1 && r.id <= N);
         seen[r.id]++;
     }
@@ -146,7 +68,7 @@ test_conformance_half_close_answers_every_call(void **state)
     assert_int_equal(fx->n_held, 2);
     reply_held(fx, 1);
     reply_held(fx, 0);
-    while (read_reply(&p, &r, NULL)) {
+    while (rawpeer_reply(&p, &r, NULL)) {
         assert_int_equal(r.status, RR_STATUS_OK);
         seen[r.id]++;
     }
@@ -164,7 +86,7 @@ test_conformance_half_close_flushes_large_replies(void **state)
 {
     fixture *fx = *state;
     rawpeer p;
-    raw_reply r;
+    rawpeer_reply_t r;
     size_t n = 0;
 
     rawpeer_connect(&p, fx);
@@ -173,7 +95,7 @@ test_conformance_half_close_flushes_large_replies(void **state)
         rawpeer_request(&p, id, test_methods[M_BIG].full_name, "262144", 0);
     assert_int_equal(shutdown(p.fd, SHUT_WR), 0);
     for (;;) {
-        if (!read_reply(&p, &r, NULL)) {
+        if (!rawpeer_reply(&p, &r, NULL)) {
             if (p.eof)
                 break;
             continue; // the GOAWAY
@@ -298,8 +220,8 @@ test_conformance_method_names_match_byte_for_byte(void **state)
         for (int extra = 0; extra < 2; extra++) {
             size_t n = meta_with_name(meta, cases[i].name, cases[i].len, extra);
             rawpeer_request_meta(&p, ++id, meta, n, "x");
-            raw_reply r;
-            assert_true(read_reply(&p, &r, NULL));
+            rawpeer_reply_t r;
+            assert_true(rawpeer_reply(&p, &r, NULL));
             assert_int_equal(r.id, id);
             assert_int_equal(r.status, cases[i].want);
             assert_string_equal(r.message, cases[i].message);
@@ -310,8 +232,8 @@ test_conformance_method_names_match_byte_for_byte(void **state)
     size_t n = meta_with_name(two, "/rrtest.Test/Echo", 17, false);
     n += meta_with_name(two + n, "/rrtest.Test/Nope", 17, false);
     rawpeer_request_meta(&p, ++id, two, n, "x");
-    raw_reply r;
-    assert_true(read_reply(&p, &r, NULL));
+    rawpeer_reply_t r;
+    assert_true(rawpeer_reply(&p, &r, NULL));
     assert_int_equal(r.status, RR_STATUS_UNIMPLEMENTED);
     rawpeer_close(&p);
 }
@@ -342,13 +264,13 @@ test_conformance_response_meta_fits_client_limit(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         rr_settings s;
         rawpeer p;
-        raw_reply r;
+        rawpeer_reply_t r;
 
         rr__settings_init(&s);
         s.max_metadata_size = cases[i].limit;
-        connect_with(&p, fx, &s);
+        rawpeer_connect_with(&p, fx, &s);
         rawpeer_request(&p, 1, test_methods[M_FAIL].full_name, "x", 0);
-        assert_true(read_reply(&p, &r, NULL));
+        assert_true(rawpeer_reply(&p, &r, NULL));
         assert_int_equal(r.status, RR_STATUS_NOT_FOUND);
         assert_string_equal(r.message, cases[i].message);
         assert_true(r.meta_len <= (cases[i].limit > 2 ? cases[i].limit : 2));
@@ -381,7 +303,7 @@ test_conformance_status_messages_are_utf8(void **state)
 {
     fixture *fx = *state;
     rawpeer p;
-    raw_reply r;
+    rawpeer_reply_t r;
     uint8_t meta[512];
     char name[400];
 
@@ -392,7 +314,7 @@ test_conformance_status_messages_are_utf8(void **state)
 
     size_t n = meta_with_name(meta, "/x/\xff\xfe", 5, false);
     rawpeer_request_meta(&p, 1, meta, n, "x");
-    assert_true(read_reply(&p, &r, NULL));
+    assert_true(rawpeer_reply(&p, &r, NULL));
     assert_int_equal(r.status, RR_STATUS_UNIMPLEMENTED);
     assert_string_equal(r.message, "unknown method /x/\\xff\\xfe");
 
@@ -407,13 +329,13 @@ test_conformance_status_messages_are_utf8(void **state)
     }
     n = meta_with_name(meta, name, 302, false);
     rawpeer_request_meta(&p, 2, meta, n, "x");
-    assert_true(read_reply(&p, &r, NULL));
+    assert_true(rawpeer_reply(&p, &r, NULL));
     assert_int_equal(r.status, RR_STATUS_UNIMPLEMENTED);
     assert_true(rr__utf8_valid((const uint8_t *) r.message, r.message_len));
     assert_string_equal(r.message + r.message_len - 6, "\xe2\x82\xac...");
 
     rawpeer_request(&p, 3, test_methods[M_UNSET].full_name, "x", 0);
-    assert_true(read_reply(&p, &r, NULL));
+    assert_true(rawpeer_reply(&p, &r, NULL));
     assert_int_equal(r.status, RR_STATUS_INTERNAL);
     assert_true(rr__utf8_valid((const uint8_t *) r.message, r.message_len));
     assert_true(r.message_len <= RR_STATUS_MESSAGE_MAX);
@@ -548,16 +470,16 @@ test_conformance_client_goaway_finishes_the_connection(void **state)
 {
     fixture *fx = *state;
     rawpeer p;
-    raw_reply r = {.id = 0};
+    rawpeer_reply_t r = {.id = 0};
 
     rawpeer_connect(&p, fx);
     rawpeer_handshake(&p);
     rawpeer_request(&p, 1, test_methods[M_HOLD].full_name, "held", 0);
-    send_goaway(&p, 0, RR_GOAWAY_NO_ERROR, "client done");
+    rawpeer_send_goaway(&p, 0, RR_GOAWAY_NO_ERROR, "client done");
     while (fx->n_held == 0 && !fx->guard_fired)
         ev_run(fx->loop, EVRUN_ONCE);
     reply_held(fx, 0);
-    assert_true(read_reply(&p, &r, NULL));
+    assert_true(rawpeer_reply(&p, &r, NULL));
     assert_int_equal(r.id, 1);
     assert_int_equal(r.status, RR_STATUS_OK);
     rawpeer_wait_eof(&p);
@@ -576,7 +498,7 @@ test_conformance_request_after_client_goaway(void **state)
     rawpeer_connect(&p, fx);
     rawpeer_handshake(&p);
     rawpeer_request(&p, 1, test_methods[M_HOLD].full_name, "held", 0);
-    send_goaway(&p, 0, RR_GOAWAY_NO_ERROR, "client done");
+    rawpeer_send_goaway(&p, 0, RR_GOAWAY_NO_ERROR, "client done");
     rawpeer_request(&p, 2, test_methods[M_ECHO].full_name, "late", 0);
     rawpeer_expect_goaway(&p, RR_GOAWAY_PROTOCOL_ERROR,
                           "REQUEST 2 after the client's GOAWAY");

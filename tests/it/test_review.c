@@ -25,72 +25,6 @@
 #include "preface.h"
 #include "utf8.h"
 
-typedef struct raw_reply {
-    uint32_t id;
-    uint32_t status;
-    uint16_t meta_len;
-    char message[2048];
-    size_t message_len;
-} raw_reply;
-
-static bool
-read_reply(rawpeer *p, raw_reply *r, rr_goaway *goaway)
-{
-    rr_frame f;
-
-    for (;;) {
-        if (!rawpeer_frame(p, &f))
-            return false;
-        if (f.type == RR_FRAME_GOAWAY) {
-            if (goaway != NULL)
-                rr__goaway_parse(&f, goaway);
-            return false;
-        }
-        if (f.type == RR_FRAME_RESPONSE)
-            break;
-    }
-    memset(r, 0, sizeof(*r));
-    r->id = f.call_id;
-    r->meta_len = f.meta_len;
-    if (f.meta_len > 0) {
-        ProtobufCMessage *m;
-        assert_int_equal(rr__meta_unpack(&rawrpc__v1__response_meta__descriptor,
-                                         &f, NULL, &m),
-                         RR_OK);
-        Rawrpc__V1__ResponseMeta *rm = (Rawrpc__V1__ResponseMeta *) m;
-        r->status = rm->status;
-        r->message_len = strlen(rm->message);
-        assert_true(r->message_len < sizeof(r->message));
-        memcpy(r->message, rm->message, r->message_len + 1);
-        protobuf_c_message_free_unpacked(m, NULL);
-    }
-    return true;
-}
-
-static void
-connect_with(rawpeer *p, fixture *fx, const rr_settings *s)
-{
-    rr_buf b;
-
-    rawpeer_connect(p, fx);
-    rr__buf_init(&b, 1024);
-    assert_int_equal(rr__preface_put(&b, 1), RR_OK);
-    assert_int_equal(rr__settings_put(&b, s), RR_OK);
-    rawpeer_send(p, rr__buf_data(&b), rr__buf_size(&b));
-    rr__buf_fini(&b);
-}
-
-static void
-send_goaway(rawpeer *p, uint32_t last, uint32_t code, const char *msg)
-{
-    rr_buf b;
-
-    rr__buf_init(&b, 1024);
-    assert_int_equal(rr__frame_put_goaway(&b, last, code, msg), RR_OK);
-    rawpeer_send(p, rr__buf_data(&b), rr__buf_size(&b));
-    rr__buf_fini(&b);
-}
-
 static void
 wait_held(fixture *fx, size_t n)
 {
@@ -142,7 +76,7 @@ test_held_eof_mid_frame(void **state)
 {
     fixture *fx = *state;
     rawpeer p;
-    raw_reply r;
+    rawpeer_reply_t r;
     rr_goaway g = {0};
     rr_buf b;
     Rawrpc__V1__RequestMeta meta = RAWRPC__V1__REQUEST_META__INIT;
@@ -160,15 +94,15 @@ test_held_eof_mid_frame(void **state)
     rawpeer_send(&p, rr__buf_data(&b), rr__buf_size(&b) - 5);
     rr__buf_fini(&b);
     assert_int_equal(shutdown(p.fd, SHUT_WR), 0);
-    assert_false(read_reply(&p, &r, &g));
+    assert_false(rawpeer_reply(&p, &r, &g));
     assert_int_equal(g.code, RR_GOAWAY_NO_ERROR);
     assert_int_equal(g.last_call_id, 1);
     wait_held(fx, 1);
     reply_held(fx, 0);
-    assert_true(read_reply(&p, &r, NULL));
+    assert_true(rawpeer_reply(&p, &r, NULL));
     assert_int_equal(r.id, 1);
     assert_int_equal(r.status, RR_STATUS_OK);
-    assert_false(read_reply(&p, &r, NULL));
+    assert_false(rawpeer_reply(&p, &r, NULL));
     assert_true(p.eof);
     rawpeer_close(&p);
 }
@@ -179,19 +113,19 @@ test_held_client_goaway_then_eof(void **state)
 {
     fixture *fx = *state;
     rawpeer p;
-    raw_reply r;
+    rawpeer_reply_t r;
 
     rawpeer_connect(&p, fx);
     rawpeer_handshake(&p);
     rawpeer_request(&p, 1, test_methods[M_HOLD].full_name, "held", 0);
-    send_goaway(&p, 0, RR_GOAWAY_NO_ERROR, "bye");
+    rawpeer_send_goaway(&p, 0, RR_GOAWAY_NO_ERROR, "bye");
     assert_int_equal(shutdown(p.fd, SHUT_WR), 0);
     wait_held(fx, 1);
     fx_run_for(fx, 0.1);
     assert_int_equal(fx->cancels, 0);
     reply_held(fx, 0);
     bool got = false;
-    while (read_reply(&p, &r, NULL) || !p.eof) {
+    while (rawpeer_reply(&p, &r, NULL) || !p.eof) {
         if (p.eof)
             break;
         if (r.id == 1) {
@@ -238,7 +172,7 @@ test_held_half_close_during_shutdown(void **state)
 {
     fixture *fx = *state;
     rawpeer p;
-    raw_reply r;
+    rawpeer_reply_t r;
     bool done = false, got = false;
 
     rawpeer_connect(&p, fx);
@@ -250,7 +184,7 @@ test_held_half_close_during_shutdown(void **state)
     fx_run_for(fx, 0.1);
     reply_held(fx, 0);
     for (int i = 0; i < 10 && !p.eof; i++) {
-        if (read_reply(&p, &r, NULL) && r.id == 1) {
+        if (rawpeer_reply(&p, &r, NULL) && r.id == 1) {
             assert_int_equal(r.status, RR_STATUS_OK);
             got = true;
         }
@@ -289,7 +223,7 @@ test_held_half_close_vs_reply_from_thread(void **state)
 {
     fixture *fx = *state;
     rawpeer p;
-    raw_reply r;
+    rawpeer_reply_t r;
     int got = 0;
 
     fx->handlers[M_THREAD] = h_thread;
@@ -301,7 +235,7 @@ test_held_half_close_vs_reply_from_thread(void **state)
         rawpeer_request(&p, id, test_methods[M_THREAD].full_name, "t", 0);
     assert_int_equal(shutdown(p.fd, SHUT_WR), 0);
     for (int i = 0; i < 40 && !p.eof; i++) {
-        if (read_reply(&p, &r, NULL)) {
+        if (rawpeer_reply(&p, &r, NULL)) {
             assert_int_equal(r.status, RR_STATUS_OK);
             got++;
         }
@@ -320,7 +254,7 @@ test_held_half_close_over_high_water(void **state)
     fixture *fx = *state;
     rr_server_opts so;
     rawpeer p;
-    raw_reply r;
+    rawpeer_reply_t r;
     int got = 0;
 
     rr_server_opts_init(&so);
@@ -333,7 +267,7 @@ test_held_half_close_over_high_water(void **state)
         rawpeer_request(&p, id, test_methods[M_BIG].full_name, "100000", 0);
     assert_int_equal(shutdown(p.fd, SHUT_WR), 0);
     for (int i = 0; i < 200 && !p.eof; i++) {
-        if (read_reply(&p, &r, NULL)) {
+        if (rawpeer_reply(&p, &r, NULL)) {
             assert_int_equal(r.status, RR_STATUS_OK);
             got++;
         }
@@ -349,7 +283,7 @@ test_held_long_and_repeated_names(void **state)
 {
     fixture *fx = *state;
     rawpeer p;
-    raw_reply r;
+    rawpeer_reply_t r;
     uint8_t meta[1024];
     char name[300];
     size_t n;
@@ -360,20 +294,20 @@ test_held_long_and_repeated_names(void **state)
     memcpy(name, test_methods[M_ECHO].full_name, 17);
     n = meta_name(meta, name, 200, 0, false);
     rawpeer_request_meta(&p, 1, meta, n, "x");
-    assert_true(read_reply(&p, &r, NULL));
+    assert_true(rawpeer_reply(&p, &r, NULL));
     assert_int_equal(r.status, RR_STATUS_UNIMPLEMENTED);
     assert_true(rr__utf8_valid((const uint8_t *) r.message, r.message_len));
     for (int extra = 0; extra < 2; extra++) {
         n = meta_name(meta, "/rrtest.Test/Nope", 17, 0, false);
         n += meta_name(meta + n, "/rrtest.Test/Echo", 17, 0, extra);
         rawpeer_request_meta(&p, 2 + (uint32_t) extra, meta, n, "x");
-        assert_true(read_reply(&p, &r, NULL));
+        assert_true(rawpeer_reply(&p, &r, NULL));
         assert_int_equal(r.status, RR_STATUS_OK);
     }
     n = meta_name(meta, "/rrtest.Test/Echo", 17, 0, true);
     n += meta_name(meta + n, "/rrtest.Test/Nope", 17, 0, false);
     rawpeer_request_meta(&p, 4, meta, n, "x");
-    assert_true(read_reply(&p, &r, NULL));
+    assert_true(rawpeer_reply(&p, &r, NULL));
     assert_int_equal(r.status, RR_STATUS_UNIMPLEMENTED);
     rawpeer_close(&p);
 }
@@ -496,7 +430,7 @@ test_held_method_name_quoting(void **state)
         {"/x/\xe2\x82", 5, "unknown method /x/\\xe2\\x82"},
     };
     rawpeer p;
-    raw_reply r;
+    rawpeer_reply_t r;
     uint8_t meta[64];
 
     rawpeer_connect(&p, fx);
@@ -504,7 +438,7 @@ test_held_method_name_quoting(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         size_t n = meta_name(meta, cases[i].name, cases[i].len, 0, false);
         rawpeer_request_meta(&p, (uint32_t) i + 1, meta, n, "x");
-        assert_true(read_reply(&p, &r, NULL));
+        assert_true(rawpeer_reply(&p, &r, NULL));
         assert_int_equal(r.status, RR_STATUS_UNIMPLEMENTED);
         assert_string_equal(r.message, cases[i].want);
     }
@@ -517,7 +451,7 @@ test_held_overlong_name_quote(void **state)
 {
     fixture *fx = *state;
     rawpeer p;
-    raw_reply r;
+    rawpeer_reply_t r;
     static uint8_t meta[4100];
     static char name[4000];
 
@@ -527,7 +461,7 @@ test_held_overlong_name_quote(void **state)
     rawpeer_handshake(&p);
     size_t n = meta_name(meta, name, sizeof(name), 0, false);
     rawpeer_request_meta(&p, 1, meta, n, "x");
-    assert_true(read_reply(&p, &r, NULL));
+    assert_true(rawpeer_reply(&p, &r, NULL));
     assert_int_equal(r.status, RR_STATUS_UNIMPLEMENTED);
     assert_true(r.message_len <= RR_STATUS_MESSAGE_MAX);
     assert_true(rr__utf8_valid((const uint8_t *) r.message, r.message_len));
@@ -611,7 +545,7 @@ test_held_grace_end_half_closed(void **state)
 {
     fixture *fx = *state;
     rawpeer p;
-    raw_reply r;
+    rawpeer_reply_t r;
     bool done = false, got = false;
 
     rawpeer_connect(&p, fx);
@@ -621,7 +555,7 @@ test_held_grace_end_half_closed(void **state)
     assert_int_equal(shutdown(p.fd, SHUT_WR), 0);
     assert_int_equal(rr_server_shutdown(fx->srv, 0.2, shut_cb, &done), RR_OK);
     for (int i = 0; i < 10 && !p.eof; i++) {
-        if (read_reply(&p, &r, NULL) && r.id == 1) {
+        if (rawpeer_reply(&p, &r, NULL) && r.id == 1) {
             assert_int_equal(r.status, RR_STATUS_UNAVAILABLE);
             assert_string_equal(r.message,
                                 "server shut down: grace period expired");
@@ -661,13 +595,13 @@ test_held_response_meta_varint_edge(void **state)
     for (uint32_t limit = 126; limit <= 136; limit++) {
         rr_settings s;
         rawpeer p;
-        raw_reply r;
+        rawpeer_reply_t r;
 
         rr__settings_init(&s);
         s.max_metadata_size = limit;
-        connect_with(&p, fx, &s);
+        rawpeer_connect_with(&p, fx, &s);
         rawpeer_request(&p, 1, test_methods[M_UNSET].full_name, "x", 0);
-        assert_true(read_reply(&p, &r, NULL));
+        assert_true(rawpeer_reply(&p, &r, NULL));
         assert_int_equal(r.status, RR_STATUS_NOT_FOUND);
         assert_true(r.meta_len <= limit);
         rawpeer_close(&p);
@@ -700,13 +634,13 @@ test_held_response_meta_cut_utf8(void **state)
     for (uint32_t limit = 4; limit <= 20; limit++) {
         rr_settings s;
         rawpeer p;
-        raw_reply r;
+        rawpeer_reply_t r;
 
         rr__settings_init(&s);
         s.max_metadata_size = limit;
-        connect_with(&p, fx, &s);
+        rawpeer_connect_with(&p, fx, &s);
         rawpeer_request(&p, 1, test_methods[M_UNSET].full_name, "x", 0);
-        assert_true(read_reply(&p, &r, NULL));
+        assert_true(rawpeer_reply(&p, &r, NULL));
         assert_int_equal(r.status, RR_STATUS_NOT_FOUND);
         assert_true(r.meta_len <= limit);
         assert_true(rr__utf8_valid((const uint8_t *) r.message, r.message_len));
@@ -721,7 +655,7 @@ test_held_method_len_nonminimal_varint(void **state)
 {
     fixture *fx = *state;
     rawpeer p;
-    raw_reply r;
+    rawpeer_reply_t r;
     uint8_t meta[128];
 
     rawpeer_connect(&p, fx);
@@ -729,7 +663,7 @@ test_held_method_len_nonminimal_varint(void **state)
     for (int extra = 0; extra < 2; extra++) {
         size_t n = meta_name(meta, "/rrtest.Test/Echo", 17, 1, extra);
         rawpeer_request_meta(&p, 1 + (uint32_t) extra, meta, n, "x");
-        assert_true(read_reply(&p, &r, NULL));
+        assert_true(rawpeer_reply(&p, &r, NULL));
         assert_int_equal(r.status, RR_STATUS_OK);
     }
     rawpeer_close(&p);
@@ -743,7 +677,7 @@ test_held_half_close_call_outlives_heartbeat(void **state)
     fixture *fx = *state;
     rr_server_opts so;
     rawpeer p;
-    raw_reply r;
+    rawpeer_reply_t r;
     bool got = false;
 
     rr_server_opts_init(&so);
@@ -759,7 +693,7 @@ test_held_half_close_call_outlives_heartbeat(void **state)
     assert_int_equal(fx->cancels, 0);
     reply_held(fx, 0);
     for (int i = 0; i < 10 && !p.eof; i++)
-        if (read_reply(&p, &r, NULL) && r.id == 1)
+        if (rawpeer_reply(&p, &r, NULL) && r.id == 1)
             got = true;
     assert_true(got);
     rawpeer_close(&p);

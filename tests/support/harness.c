@@ -512,3 +512,72 @@ rawpeer_request_meta(rawpeer *p, uint32_t id, const uint8_t *meta,
     rawpeer_send(p, meta, meta_len);
     rawpeer_send(p, body, n);
 }
+
+// Reads the next RESPONSE (skipping SETTINGS, PING, PONG); false on EOF
+// or a GOAWAY, whose frame is then left in *goaway when not NULL.
+bool
+rawpeer_reply(rawpeer *p, rawpeer_reply_t *r, rr_goaway *goaway)
+{
+    rr_frame f;
+
+    memset(r, 0, sizeof(*r)); // defined even when no RESPONSE comes
+
+    for (;;) {
+        if (!rawpeer_frame(p, &f))
+            return false;
+        if (f.type == RR_FRAME_GOAWAY) {
+            if (goaway != NULL)
+                rr__goaway_parse(&f, goaway);
+            return false;
+        }
+        if (f.type == RR_FRAME_RESPONSE)
+            break;
+    }
+    r->id = f.call_id;
+    r->meta_len = f.meta_len;
+    if (f.meta_len > 0) {
+        ProtobufCMessage *m;
+        assert_int_equal(rr__meta_unpack(&rawrpc__v1__response_meta__descriptor,
+                                         &f, NULL, &m),
+                         RR_OK);
+        Rawrpc__V1__ResponseMeta *rm = (Rawrpc__V1__ResponseMeta *) m;
+        r->status = rm->status;
+        r->message_len = strlen(rm->message);
+        assert_true(r->message_len < sizeof(r->message));
+        memcpy(r->message, rm->message, r->message_len + 1);
+        protobuf_c_message_free_unpacked(m, NULL);
+    }
+    if (r->status == RR_STATUS_OK) {
+        Rrtest__Echo *e = rrtest__echo__unpack(NULL, rr__frame_payload_len(&f),
+                                               rr__frame_payload(&f));
+        assert_non_null(e);
+        r->data_len = e->data.len;
+        rrtest__echo__free_unpacked(e, NULL);
+    }
+    return true;
+}
+
+// A raw peer that handshakes with these SETTINGS.
+void
+rawpeer_connect_with(rawpeer *p, fixture *fx, const rr_settings *s)
+{
+    rr_buf b;
+
+    rawpeer_connect(p, fx);
+    rr__buf_init(&b, 1024);
+    assert_int_equal(rr__preface_put(&b, 1), RR_OK);
+    assert_int_equal(rr__settings_put(&b, s), RR_OK);
+    rawpeer_send(p, rr__buf_data(&b), rr__buf_size(&b));
+    rr__buf_fini(&b);
+}
+
+void
+rawpeer_send_goaway(rawpeer *p, uint32_t last, uint32_t code, const char *msg)
+{
+    rr_buf b;
+
+    rr__buf_init(&b, 1024);
+    assert_int_equal(rr__frame_put_goaway(&b, last, code, msg), RR_OK);
+    rawpeer_send(p, rr__buf_data(&b), rr__buf_size(&b));
+    rr__buf_fini(&b);
+}

@@ -15,6 +15,8 @@
 
 #include "buf.h"
 #include "frame.h"
+#include "preface.h"
+#include "utf8.h"
 #include "rawrpc/rawrpc.h"
 #include "testmsg.pb-c.h"
 
@@ -123,6 +125,27 @@ rr_status rawpeer_response(rawpeer *p, uint32_t *id, char *msg, size_t msgsz);
 // rawpeer_expect_goaway reads until a GOAWAY, checks its code and (when
 // not NULL) its message, then waits for EOF.
 void rawpeer_expect_goaway(rawpeer *p, uint32_t code, const char *msg);
+// One RESPONSE as the raw peer read it.
+typedef struct rawpeer_reply_t {
+    uint32_t id;
+    uint32_t status;
+    uint16_t meta_len;
+    char message[RR_STATUS_MESSAGE_MAX + 8];
+    size_t message_len;
+    size_t data_len; // of the Echo payload, when OK
+} rawpeer_reply_t;
+
+// rawpeer_reply reads the next RESPONSE (skipping SETTINGS, PING, PONG)
+// into *r, unpacking an OK payload as an Echo; false on EOF or a GOAWAY,
+// which is then parsed into *goaway when that is not NULL (*r is then
+// all zero).
+bool rawpeer_reply(rawpeer *p, rawpeer_reply_t *r, rr_goaway *goaway);
+// rawpeer_connect_with connects and handshakes with these SETTINGS.
+void rawpeer_connect_with(rawpeer *p, fixture *fx, const rr_settings *s);
+// rawpeer_send_goaway sends a GOAWAY.
+void rawpeer_send_goaway(rawpeer *p, uint32_t last, uint32_t code,
+                         const char *msg);
+
 // fx_expect_service makes an Echo call on the fixture's channel and
 // checks it works.
 void fx_expect_service(fixture *fx);
