@@ -33,9 +33,9 @@ done
 for t in "${targets[@]}" all; do
     printf '%-8s ' "$t"
     llvm-cov report "${objs[@]:1}" -instr-profile="$out/$t.profdata" \
-        runtime/*.c 2>/dev/null | awk '/^TOTAL/ {print "lines " $10 ", branches " $13}'
+        runtime/*/*.c 2>/dev/null | awk '/^TOTAL/ {print "lines " $10 ", branches " $13}'
 done
 printf '%-14s %8s %8s %8s\n' file lines missed covered
 llvm-cov report "${objs[@]:1}" -instr-profile="$out/all.profdata" \
-    runtime/*.c 2>/dev/null |
+    runtime/*/*.c 2>/dev/null |
     awk '/\.c / || /^TOTAL/ {printf "%-14s %8s %8s %8s\n", $1, $8, $9, $10}'

@@ -50,9 +50,9 @@
 #include <cmocka.h>
 
 #include "namehash.h"
-#include "buf.h"
-#include "frame.h"
-#include "preface.h"
+#include "codec/buf.h"
+#include "codec/frame.h"
+#include "codec/preface.h"
 #include "proxy.h"
 #include "rawrpc/rawrpc.h"
 #include "testmsg.pb-c.h"

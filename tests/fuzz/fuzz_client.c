@@ -26,10 +26,10 @@
 #include <unistd.h>
 
 #include "fuzzloop.h"
-#include "buf.h"
-#include "frame.h"
-#include "meta.h"
-#include "preface.h"
+#include "codec/buf.h"
+#include "codec/frame.h"
+#include "codec/meta.h"
+#include "codec/preface.h"
 #include "rawrpc/rawrpc.h"
 #include "testmsg.pb-c.h"
 

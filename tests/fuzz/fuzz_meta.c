@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "frame.h"
-#include "meta.h"
+#include "codec/buf.h"
+#include "codec/frame.h"
+#include "codec/meta.h"
 #include "rawrpc/rawrpc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -6,8 +6,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "frame.h"
-#include "preface.h"
+#include "codec/frame.h"
+#include "codec/preface.h"
 #include "rawrpc/rawrpc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -28,7 +28,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "channel.h"
+#include "client/channel.h"
 #include "harness.h"
 
 // ------------------------------------------------------------ the heap

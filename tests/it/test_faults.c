@@ -25,9 +25,9 @@
 #include <cmocka.h>
 
 #include "harness.h"
-#include "meta.h"
-#include "preface.h"
-#include "server.h"
+#include "codec/meta.h"
+#include "codec/preface.h"
+#include "server/server.h"
 
 static void
 test_faults_garbage_closes_only_the_offender(void **state)

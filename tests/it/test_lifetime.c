@@ -21,7 +21,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
-#include "preface.h"
+#include "codec/preface.h"
 
 // A raw peer with a small receive buffer that advertises the smallest
 // MAX_FRAME_SIZE, so the server's output buffer caps near its high-water

@@ -41,8 +41,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "channel.h"
-#include "conn.h"
+#include "client/channel.h"
+#include "transport/conn.h"
 #include "harness.h"
 
 // ------------------------------------------------------ the injection

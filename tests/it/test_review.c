@@ -19,11 +19,11 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "byteorder.h"
+#include "codec/byteorder.h"
 #include "harness.h"
-#include "meta.h"
-#include "preface.h"
-#include "utf8.h"
+#include "codec/meta.h"
+#include "codec/preface.h"
+#include "codec/utf8.h"
 
 static void
 wait_held(fixture *fx, size_t n)

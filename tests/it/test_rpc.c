@@ -20,10 +20,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "channel.h"
-#include "conn.h"
+#include "client/channel.h"
+#include "transport/conn.h"
 #include "harness.h"
-#include "preface.h"
+#include "codec/preface.h"
 #include "rawrpc/v1/wire.pb-c.h"
 
 static void

@@ -17,9 +17,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "byteorder.h"
-#include "meta.h"
-#include "preface.h"
+#include "codec/byteorder.h"
+#include "codec/meta.h"
+#include "codec/preface.h"
 
 const rr_method test_methods[8] = {
     {"/rrtest.Test/Echo", &rrtest__echo__descriptor, &rrtest__echo__descriptor},

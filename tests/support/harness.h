@@ -13,10 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "frame.h"
-#include "preface.h"
-#include "utf8.h"
+#include "codec/buf.h"
+#include "codec/frame.h"
+#include "codec/preface.h"
+#include "codec/utf8.h"
 #include "rawrpc/rawrpc.h"
 #include "testmsg.pb-c.h"
 

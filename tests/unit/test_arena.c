@@ -10,7 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "arena.h"
+#include "util/arena.h"
 #include "testmsg.pb-c.h"
 
 static void

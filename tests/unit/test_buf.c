@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "buf.h"
+#include "codec/buf.h"
 #include "rawrpc/rawrpc.h"
 
 static void

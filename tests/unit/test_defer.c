@@ -14,7 +14,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "defer.h"
+#include "util/defer.h"
 
 typedef struct fixture {
     struct ev_loop *loop;

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "buf.h"
-#include "frame.h"
+#include "codec/buf.h"
+#include "codec/frame.h"
 #include "guard.h"
 #include "rawrpc/rawrpc.h"
 #include "vectors.h"

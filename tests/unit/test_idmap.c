@@ -13,7 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "idmap.h"
+#include "util/idmap.h"
 #include "rawrpc/rawrpc.h"
 
 static void

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "buf.h"
-#include "frame.h"
-#include "meta.h"
+#include "codec/buf.h"
+#include "codec/frame.h"
+#include "codec/meta.h"
 #include "rawrpc/rawrpc.h"
 #include "testmsg.pb-c.h"
 #include "vectors.h"

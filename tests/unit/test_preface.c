@@ -9,10 +9,10 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "buf.h"
-#include "frame.h"
+#include "codec/buf.h"
+#include "codec/frame.h"
 #include "guard.h"
-#include "preface.h"
+#include "codec/preface.h"
 #include "rawrpc/rawrpc.h"
 #include "vectors.h"
 

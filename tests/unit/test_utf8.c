@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "utf8.h"
+#include "codec/utf8.h"
 
 #define U(s) ((const uint8_t *) (s)), (sizeof(s) - 1)
 

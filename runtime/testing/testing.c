@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "log.h"
+#include "util/log.h"
 
 struct rr_testkit {
     struct ev_loop *loop;

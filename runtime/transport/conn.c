@@ -7,7 +7,7 @@
 // smart about timeouts"): activity only stamps last_rx, and the timer
 // works out what is due when it fires.
 
-#include "conn.h"
+#include "transport/conn.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -21,10 +21,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "byteorder.h"
-#include "log.h"
+#include "codec/byteorder.h"
+#include "util/log.h"
 #include "rawrpc/rawrpc.h"
-#include "utf8.h"
+#include "codec/utf8.h"
 
 #define READ_CHUNK        ((size_t) 64 * 1024)
 #define READS_PER_WAKEUP  2    // then let other connections have the loop

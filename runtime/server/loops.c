@@ -2,7 +2,7 @@
 //
 // loops.c -- a server's extra event loops; see loops.h.
 
-#include "loops.h"
+#include "server/loops.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -10,9 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "conn.h" // RR_CONTAINER_OF
-#include "log.h"
-#include "server.h"
+#include "transport/conn.h" // RR_CONTAINER_OF
+#include "util/log.h"
+#include "server/server.h"
 
 typedef struct handed {
     int fd;

@@ -15,8 +15,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "buf.h"
-#include "byteorder.h"
+#include "codec/buf.h"
+#include "codec/byteorder.h"
 
 #define RR_FRAME_HEADER_SIZE  12
 #define RR_PING_SIZE          8

@@ -2,7 +2,7 @@
 //
 // meta.c -- REQUEST/RESPONSE frame encode and metadata decode; see meta.h.
 
-#include "meta.h"
+#include "codec/meta.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
 //
 // arena.c -- per-call bump allocator; see arena.h.
 
-#include "arena.h"
+#include "util/arena.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
 // All names are static text, so callers never free them and they are
 // safe from any thread; the last error sentence is thread-local.
 
-#include "errmap.h"
+#include "util/errmap.h"
 
 #include <errno.h>
 #include <stdarg.h>

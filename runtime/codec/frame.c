@@ -8,7 +8,7 @@
 // row of the table; fuzz_frame holds every header it accepts to
 // rr__frame_check.
 
-#include "frame.h"
+#include "codec/frame.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "byteorder.h"
+#include "codec/byteorder.h"
 #include "rawrpc/rawrpc.h"
 
 // What section 3 demands of one frame type's header.

@@ -20,10 +20,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "addr.h"
-#include "buf.h"
-#include "frame.h"
-#include "preface.h"
+#include "transport/addr.h"
+#include "codec/buf.h"
+#include "codec/frame.h"
+#include "codec/preface.h"
 
 #define RR_CONTAINER_OF(p, type, member)                                       \
     ((type *) (void *) ((char *) (p) -offsetof(type, member)))

@@ -16,8 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "frame.h"
+#include "codec/buf.h"
+#include "codec/frame.h"
 #include "rawrpc/v1/wire.pb-c.h"
 
 // rr__call_put appends a REQUEST or RESPONSE frame (type) for call_id,

@@ -2,7 +2,7 @@
 //
 // idmap.c -- call ID -> pointer; see idmap.h.
 
-#include "idmap.h"
+#include "util/idmap.h"
 
 #include <stdlib.h>
 

@@ -2,7 +2,7 @@
 //
 // addr.c -- address strings to sockaddrs and back; see addr.h.
 
-#include "addr.h"
+#include "transport/addr.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -14,7 +14,7 @@
 #include <string.h>
 #include <sys/un.h>
 
-#include "errmap.h"
+#include "util/errmap.h"
 #include "rawrpc/rawrpc.h"
 
 #define UNIX_PREFIX "unix:"

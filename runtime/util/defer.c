@@ -9,7 +9,7 @@
 // return at once.  The drain holds a reference to the queue: a node's
 // function may drop the last one its owner held.
 
-#include "defer.h"
+#include "util/defer.h"
 
 #include <assert.h>
 #include <pthread.h>

@@ -6,7 +6,7 @@
 // when the tail has no room, so draining many small frames from a large
 // read costs one memmove at most per refill instead of one per frame.
 
-#include "buf.h"
+#include "codec/buf.h"
 
 #include <stdlib.h>
 #include <string.h>

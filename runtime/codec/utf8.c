@@ -2,7 +2,7 @@
 //
 // utf8.c -- well-formed UTF-8 for the strings rawrpc sends; see utf8.h.
 
-#include "utf8.h"
+#include "codec/utf8.h"
 
 #include <string.h>
 

@@ -26,22 +26,22 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "addr.h"
-#include "arena.h"
-#include "call.h"
-#include "conn.h"
-#include "defer.h"
-#include "errmap.h"
-#include "idmap.h"
-#include "log.h"
-#include "loops.h"
-#include "meta.h"
-#include "opts.h"
-#include "poison.h"
+#include "transport/addr.h"
+#include "util/arena.h"
+#include "server/child.h"
+#include "transport/conn.h"
+#include "util/defer.h"
+#include "util/errmap.h"
+#include "util/idmap.h"
+#include "util/log.h"
+#include "server/loops.h"
+#include "codec/meta.h"
+#include "util/opts.h"
+#include "util/poison.h"
 #include "rawrpc/rawrpc.h"
 #include "rawrpc/stub.h"
-#include "server.h"
-#include "utf8.h"
+#include "server/server.h"
+#include "codec/utf8.h"
 
 #define MAX_LISTENERS      8
 #define ACCEPTS_PER_WAKEUP 64

@@ -14,8 +14,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "buf.h"
-#include "frame.h"
+#include "codec/buf.h"
+#include "codec/frame.h"
 
 #define RR_PREFACE_SIZE 12
 #define RR_MAGIC_SIZE   8

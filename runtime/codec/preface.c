@@ -2,13 +2,13 @@
 //
 // preface.c -- connection preface and SETTINGS; see preface.h.
 
-#include "preface.h"
+#include "codec/preface.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "byteorder.h"
+#include "codec/byteorder.h"
 #include "rawrpc/rawrpc.h"
 
 const uint8_t rr__magic[RR_MAGIC_SIZE] = {0x89, 'R',  'R',  'P',

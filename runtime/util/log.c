@@ -5,7 +5,7 @@
 // The callback is global, like libev's syserr callback: set it once at
 // start-up, before loops run on other threads.
 
-#include "log.h"
+#include "util/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
