@@ -32,6 +32,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "util/container.h"
+#include "util/evtimer.h"
 #include "transport/addr.h"
 #include "util/arena.h"
 #include "server/child.h"
@@ -117,10 +119,10 @@ struct rr_channel {
     rr_addr addr;
     char target[128];
     enum ch_state state;
-    ch_conn *conn;            // connecting or ready
-    ch_conn *old;             // retired, finishing their calls
-    rr_conn_scratch *scratch; // the loop's shared read buffer
-    rr__defer *defer;         // the loop's deferred-completion queue
+    ch_conn *conn;       // connecting or ready
+    ch_conn *old;        // retired, finishing their calls
+    rr_scratch *scratch; // the loop's shared read buffer
+    rr__defer *defer;    // the loop's deferred-completion queue
     ev_timer backoff;
     ev_prepare drain; // while queued calls wait for the output to drain
     double backoff_cur;
@@ -1307,9 +1309,9 @@ rr_channel_new(rr_channel **out, struct ev_loop *loop, const char *target,
         free(ch);
         return RR_EINVAL;
     }
-    if ((ch->scratch = rr__conn_scratch_get(loop)) == NULL ||
+    if ((ch->scratch = rr__scratch_get(loop)) == NULL ||
         (ch->defer = rr__defer_get(loop)) == NULL) {
-        rr__conn_scratch_unref(ch->scratch);
+        rr__scratch_unref(ch->scratch);
         free(ch);
         return RR_ENOMEM;
     }
@@ -1342,7 +1344,7 @@ ch_destroy(rr_channel *ch)
     }
     rr__idmap_fini(&ch->tokens);
     rr__defer_unref(ch->defer);
-    rr__conn_scratch_unref(ch->scratch);
+    rr__scratch_unref(ch->scratch);
     rr__arena_fini(&ch->replies);
     free(ch);
 }

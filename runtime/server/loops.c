@@ -2,6 +2,7 @@
 //
 // loops.c -- a server's extra event loops; see loops.h.
 
+#include "util/container.h"
 #include "server/loops.h"
 
 #include <pthread.h>
@@ -10,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "transport/conn.h" // RR_CONTAINER_OF
+#include "transport/conn.h"
 #include "util/log.h"
 #include "server/server.h"
 

@@ -26,6 +26,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "util/container.h"
+#include "util/evtimer.h"
 #include "transport/addr.h"
 #include "util/arena.h"
 #include "server/child.h"
@@ -86,12 +88,12 @@ struct rr_server {
     rr_call *live; // every call not yet completed, doubly linked
     rr_call *pool; // free calls, singly linked through next
     size_t n_pool;
-    rr__loops *loops;         // opts.loops > 1: the extra loops, or NULL
-    unsigned next_loop;       // where the next connection goes
-    bool loop_inited;         // opts.loop_init ran for loop 0
-    rr_conn_scratch *scratch; // the loop's shared read buffer
-    rr__defer *defer;         // the loop's deferred-completion queue
-    int spare_fd;             // shed connections with it on EMFILE
+    rr__loops *loops;    // opts.loops > 1: the extra loops, or NULL
+    unsigned next_loop;  // where the next connection goes
+    bool loop_inited;    // opts.loop_init ran for loop 0
+    rr_scratch *scratch; // the loop's shared read buffer
+    rr__defer *defer;    // the loop's deferred-completion queue
+    int spare_fd;        // shed connections with it on EMFILE
     char last_error[RR__LAST_ERROR_MAX]; // the latest listen's failure
     ev_tstamp emfile_logged;
     ev_async async; // replies from other threads
@@ -1724,17 +1726,17 @@ rr_server_new(rr_server **out, struct ev_loop *loop, const rr_server_opts *opts)
         free(srv);
         return RR_EINVAL;
     }
-    if ((srv->scratch = rr__conn_scratch_get(loop)) == NULL) {
+    if ((srv->scratch = rr__scratch_get(loop)) == NULL) {
         free(srv);
         return RR_ENOMEM;
     }
     if ((srv->defer = rr__defer_get(loop)) == NULL) {
-        rr__conn_scratch_unref(srv->scratch);
+        rr__scratch_unref(srv->scratch);
         free(srv);
         return RR_ENOMEM;
     }
     if ((rv = srv_reserve_fds(srv)) != RR_OK) {
-        rr__conn_scratch_unref(srv->scratch);
+        rr__scratch_unref(srv->scratch);
         rr__defer_unref(srv->defer);
         free(srv);
         return rv;
@@ -1753,7 +1755,7 @@ rr_server_new(rr_server **out, struct ev_loop *loop, const rr_server_opts *opts)
         ev_async_stop(loop, &srv->async);
         pthread_mutex_destroy(&srv->mu);
         close(srv->spare_fd);
-        rr__conn_scratch_unref(srv->scratch);
+        rr__scratch_unref(srv->scratch);
         rr__defer_unref(srv->defer);
         free(srv);
         return rv;
@@ -1796,7 +1798,7 @@ srv_destroy(rr_server *srv)
     for (size_t i = 0; i < srv->methods_cap; i++)
         free(srv->methods[i].name);
     free(srv->methods);
-    rr__conn_scratch_unref(srv->scratch);
+    rr__scratch_unref(srv->scratch);
     rr__defer_unref(srv->defer);
     pthread_mutex_destroy(&srv->mu);
     free(srv);

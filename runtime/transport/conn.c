@@ -7,6 +7,7 @@
 // smart about timeouts"): activity only stamps last_rx, and the timer
 // works out what is due when it fires.
 
+#include "util/container.h"
 #include "transport/conn.h"
 
 #include <errno.h>
@@ -98,6 +99,8 @@ rr__conn_start(rr_conn *c, struct ev_loop *loop, int fd, bool is_client,
     c->ops = ops;
     c->cfg = *cfg;
     c->fd = fd;
+    rr__io_plain(&c->plain, fd);
+    c->io = &c->plain;
     c->hup_fd = -1;
     c->is_client = is_client;
     c->state = connecting ? RR_CONN_CONNECTING : RR_CONN_HANDSHAKE;
@@ -120,7 +123,7 @@ rr__conn_start(rr_conn *c, struct ev_loop *loop, int fd, bool is_client,
     // make us hold.
     rr__buf_init(&c->in, RR_FRAME_HEADER_SIZE +
                              (size_t) cfg->local.max_frame_size +
-                             RR_CONN_SCRATCH_SIZE);
+                             RR_SCRATCH_SIZE);
     rr__buf_init(&c->out, conn_out_cap(c));
     snprintf(c->peer_name, sizeof(c->peer_name), "%s", peer_name);
     conn_sockopts(c);
@@ -190,7 +193,7 @@ rr__conn_close(rr_conn *c, int err, const char *why)
     ev_io_stop(c->loop, &c->rio);
     ev_io_stop(c->loop, &c->wio);
     ev_timer_stop(c->loop, &c->timer);
-    close(c->fd);
+    c->io->ops->close(c->io);
     c->fd = -1;
     if (c->hup_fd >= 0)
         close(c->hup_fd);
@@ -208,7 +211,7 @@ static void
 conn_shut_write(rr_conn *c)
 {
     c->state = RR_CONN_FINISHING;
-    shutdown(c->fd, SHUT_WR);
+    c->io->ops->shutdown(c->io);
     ev_timer_stop(c->loop, &c->timer);
     ev_timer_set(&c->timer, c->cfg.handshake_timeout, 0.);
     ev_timer_start(c->loop, &c->timer);
@@ -236,8 +239,8 @@ static int
 conn_flush(rr_conn *c)
 {
     while (rr__buf_size(&c->out) > 0) {
-        ssize_t n = send(c->fd, rr__buf_data(&c->out), rr__buf_size(&c->out),
-                         MSG_NOSIGNAL);
+        ssize_t n = c->io->ops->send(c->io, rr__buf_data(&c->out),
+                                     rr__buf_size(&c->out));
         if (n > 0) {
             rr__buf_consume(&c->out, (size_t) n);
             c->tx_bytes += (size_t) n;
@@ -551,7 +554,7 @@ static size_t
 conn_recv(rr_conn *c, uint8_t *p, size_t want)
 {
     for (;;) {
-        ssize_t n = recv(c->fd, p, want, 0);
+        ssize_t n = c->io->ops->recv(c->io, p, want);
         if (n > 0) {
             c->last_rx = ev_now(c->loop);
             return (size_t) n;
@@ -633,11 +636,11 @@ conn_complete(rr_conn *c, const uint8_t *p, size_t len)
 // copied into the connection's buffer.  Returns whether the socket may
 // hold more.
 static bool
-conn_read_scratch(rr_conn *c, rr_conn_scratch *s)
+conn_read_scratch(rr_conn *c, rr_scratch *s)
 {
     s->busy = true; // a handler that runs a nested loop reads elsewhere
     atomic_fetch_add(&s->refs, 1);
-    size_t n = conn_recv(c, s->data, RR_CONN_SCRATCH_SIZE);
+    size_t n = conn_recv(c, s->data, RR_SCRATCH_SIZE);
     size_t used = conn_complete(c, s->data, n);
 
     if (c->state != RR_CONN_CLOSED && rr__buf_size(&c->in) == 0)
@@ -647,15 +650,15 @@ conn_read_scratch(rr_conn *c, rr_conn_scratch *s)
         rr__conn_fail(c, RR_GOAWAY_INTERNAL_ERROR, RR_ENOMEM,
                       "out of memory for a partial frame");
     s->busy = false;
-    rr__conn_scratch_unref(s);
-    return n == RR_CONN_SCRATCH_SIZE;
+    rr__scratch_unref(s);
+    return n == RR_SCRATCH_SIZE;
 }
 
 // Whether the owner's scratch buffer can take this read.
-static rr_conn_scratch *
+static rr_scratch *
 conn_scratch(rr_conn *c, size_t need)
 {
-    rr_conn_scratch *s = c->cfg.scratch;
+    rr_scratch *s = c->cfg.scratch;
 
     return s == NULL || s->busy || need > READ_CHUNK ? NULL : s;
 }
@@ -667,54 +670,10 @@ conn_read(rr_conn *c)
         if (c->state == RR_CONN_CLOSED || c->paused)
             return;
         size_t need = rr__buf_size(&c->in) > 0 ? conn_need(c) : 0;
-        rr_conn_scratch *s = conn_scratch(c, need);
+        rr_scratch *s = conn_scratch(c, need);
         if (!(s != NULL ? conn_read_scratch(c, s) : conn_read_own(c, need)))
             return; // the socket is drained, or c closed
     }
-}
-
-// Every loop's buffer; the lock is taken only to get or free one.
-static pthread_mutex_t scratch_mu = PTHREAD_MUTEX_INITIALIZER;
-static rr_conn_scratch *scratch_list;
-
-rr_conn_scratch *
-rr__conn_scratch_get(struct ev_loop *loop)
-{
-    rr_conn_scratch *s;
-
-    pthread_mutex_lock(&scratch_mu);
-    for (s = scratch_list; s != NULL; s = s->next) {
-        // One whose count reached 0 is about to be freed: not reusable.
-        unsigned n = atomic_load(&s->refs);
-        if (s->loop == loop && n > 0 &&
-            atomic_compare_exchange_strong(&s->refs, &n, n + 1))
-            break;
-    }
-    if (s == NULL && (s = malloc(sizeof(*s) + RR_CONN_SCRATCH_SIZE)) != NULL) {
-        s->loop = loop;
-        atomic_init(&s->refs, 1);
-        s->busy = false;
-        s->next = scratch_list;
-        scratch_list = s;
-    }
-    pthread_mutex_unlock(&scratch_mu);
-    return s;
-}
-
-void
-rr__conn_scratch_unref(rr_conn_scratch *s)
-{
-    if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
-        return;
-    pthread_mutex_lock(&scratch_mu);
-    for (rr_conn_scratch **pp = &scratch_list; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == s) {
-            *pp = s->next;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&scratch_mu);
-    free(s);
 }
 
 static void

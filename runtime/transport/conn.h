@@ -24,19 +24,8 @@
 #include "codec/buf.h"
 #include "codec/frame.h"
 #include "codec/preface.h"
-
-#define RR_CONTAINER_OF(p, type, member)                                       \
-    ((type *) (void *) ((char *) (p) -offsetof(type, member)))
-
-// Stops t only when libev holds it (active, or expired and pending): the
-// owners stop a deadline timer on every call, and most calls never
-// started one, so this saves a call into libev per call.
-static inline void
-rr__timer_stop(struct ev_loop *loop, ev_timer *t)
-{
-    if (ev_is_active(t) || ev_is_pending(t))
-        ev_timer_stop(loop, t);
-}
+#include "transport/io.h"
+#include "transport/scratch.h"
 
 typedef struct rr_conn rr_conn;
 
@@ -58,28 +47,6 @@ typedef struct rr_conn_ops {
     void (*on_free)(rr_conn *c);
 } rr_conn_ops;
 
-// A read buffer shared by every connection on one loop (servers' and
-// channels' alike).  Connections read into it and decode in place,
-// keeping only a partial frame of their own: an idle connection holds no
-// input buffer, and a thousand channels on a loop hold one buffer, not a
-// thousand.  It is reference counted: owners hold one each, and a read
-// holds one too, because a handler may free the last owner mid-read.
-#define RR_CONN_SCRATCH_SIZE ((size_t) 256 * 1024)
-typedef struct rr_conn_scratch rr_conn_scratch;
-struct rr_conn_scratch {
-    struct ev_loop *loop;
-    atomic_uint refs;
-    bool busy; // a connection is decoding from it
-    rr_conn_scratch *next;
-    uint8_t data[];
-};
-
-// rr__conn_scratch_get returns loop's buffer with a reference added,
-// making it if need be; NULL when out of memory.  rr__conn_scratch_unref
-// drops a reference (NULL is ignored).  Both are thread-safe.
-rr_conn_scratch *rr__conn_scratch_get(struct ev_loop *loop);
-void rr__conn_scratch_unref(rr_conn_scratch *s);
-
 typedef struct rr_conn_cfg {
     rr_settings local;        // the limits this side advertises
     double handshake_timeout; // connect + preface + SETTINGS, seconds
@@ -88,7 +55,7 @@ typedef struct rr_conn_cfg {
     size_t out_high;          // pause reading above; 0 = never
     size_t out_low;           // resume at or below
     bool keepalive;           // SO_KEEPALIVE tuned to the heartbeat
-    rr_conn_scratch *scratch; // the owner's; NULL: read into own buffer
+    rr_scratch *scratch;      // the owner's; NULL: read into own buffer
 } rr_conn_cfg;
 
 enum rr_conn_state {
@@ -103,7 +70,9 @@ struct rr_conn {
     struct ev_loop *loop;
     const rr_conn_ops *ops;
     rr_conn_cfg cfg;
-    int fd;
+    int fd;    // the socket, which the watchers wait on
+    rr_io *io; // the byte stream over it: &plain, or a TLS stream
+    rr_io plain;
     int hup_fd; // after a half-close: an epoll set that wakes on a reset
     enum rr_conn_state state;
     bool is_client;

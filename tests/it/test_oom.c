@@ -44,6 +44,7 @@
 #include "client/channel.h"
 #include "transport/conn.h"
 #include "harness.h"
+#include "util/container.h"
 
 // ------------------------------------------------------ the injection
 

@@ -996,20 +996,20 @@ test_rpc_read_buffer_shared_per_loop(void **state)
 {
     fixture *fx = *state;
     struct ev_loop *other = ev_loop_new(EVFLAG_AUTO);
-    rr_conn_scratch *a = rr__conn_scratch_get(fx->loop);
-    rr_conn_scratch *b = rr__conn_scratch_get(fx->loop);
-    rr_conn_scratch *c = rr__conn_scratch_get(other);
+    rr_scratch *a = rr__scratch_get(fx->loop);
+    rr_scratch *b = rr__scratch_get(fx->loop);
+    rr_scratch *c = rr__scratch_get(other);
 
     assert_non_null(a);
     assert_ptr_equal(a, b); // the fixture's server and channel hold it too
     assert_ptr_not_equal(a, c);
     assert_int_equal(atomic_load(&c->refs), 1);
-    rr__conn_scratch_unref(c);
-    rr__conn_scratch_unref(b);
-    rr__conn_scratch_unref(a);
-    c = rr__conn_scratch_get(other); // a fresh one, freed again
+    rr__scratch_unref(c);
+    rr__scratch_unref(b);
+    rr__scratch_unref(a);
+    c = rr__scratch_get(other); // a fresh one, freed again
     assert_int_equal(atomic_load(&c->refs), 1);
-    rr__conn_scratch_unref(c);
+    rr__scratch_unref(c);
     ev_loop_destroy(other);
 }
 
