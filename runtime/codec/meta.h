@@ -71,15 +71,6 @@ int rr__request_put(rr_buf *b, uint32_t call_id, const rr_request_head *h,
 // which the caller hands to rr__meta_unpack.
 bool rr__request_head_decode(const uint8_t *p, size_t len, rr_request_head *h);
 
-// rr__request_head_match is the decoder's shortcut for a name already
-// known: true, with *timeout_us, when the metadata is exactly name
-// (name_len bytes, fewer than 128) and at most a timeout, so that
-// rr__request_head_decode would return that name and that timeout.
-// False for anything else, which the decoder then reads.  Comparing the
-// encoded name skips the decoder's scan of it and the method table.
-bool rr__request_head_match(const uint8_t *p, size_t len, const char *name,
-                            size_t name_len, uint64_t *timeout_us);
-
 // rr__request_meta_method finds the method name in a REQUEST's metadata
 // (len bytes at p) as the wire carries it, length included: protobuf-c's
 // unpacked copy ends at the first NUL, so "/a.B/C\0x" would read as

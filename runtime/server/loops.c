@@ -2,18 +2,18 @@
 //
 // loops.c -- a server's extra event loops; see loops.h.
 
-#include "util/container.h"
 #include "server/loops.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "transport/conn.h"
-#include "util/log.h"
 #include "server/server.h"
+#include "util/container.h"
+#include "util/errmap.h"
+#include "util/log.h"
+#include "util/loopthread.h"
 
 typedef struct handed {
     int fd;
@@ -23,18 +23,10 @@ typedef struct handed {
 
 typedef struct loop_worker {
     rr__loops *ls;
-    pthread_t thread;
-    struct ev_loop *loop;
+    rr__loopthread *t;
     rr_server *srv;
-    unsigned index; // in rr_loop_cb terms: 1 for the first extra loop
-    ev_async wake;
+    unsigned index;      // in rr_loop_cb terms: 1 for the first extra loop
     bool shutdown_begun; // on this loop only
-    // the mailbox, under mu
-    pthread_mutex_t mu;
-    handed *fds;
-    size_t n_fds, cap_fds;
-    bool shutdown_wanted, stop_wanted;
-    double grace;
 } loop_worker;
 
 struct rr__loops {
@@ -62,56 +54,64 @@ child_shutdown_done(rr_server *srv, void *arg)
     ev_async_send(w->ls->parent_loop, &w->ls->done_async);
 }
 
-// The mailbox is not empty (on the child's loop).
 static void
-worker_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
+worker_init(struct ev_loop *loop, void *arg)
 {
-    (void) revents;
-    loop_worker *w = RR_CONTAINER_OF(a, loop_worker, wake);
+    loop_worker *w = arg;
 
-    pthread_mutex_lock(&w->mu);
-    handed *fds = w->fds;
-    size_t n = w->n_fds;
-    bool shut = w->shutdown_wanted, stop = w->stop_wanted;
-    double grace = w->grace;
-    w->fds = NULL;
-    w->n_fds = w->cap_fds = 0;
-    pthread_mutex_unlock(&w->mu);
+    if (w->ls->loop_init != NULL)
+        w->ls->loop_init(w->ls->owner, loop, w->index, w->ls->loop_arg);
+}
 
-    for (size_t i = 0; i < n; i++) {
-        if (stop)
-            close(fds[i].fd);
-        else
-            rr__server_adopt(w->srv, fds[i].fd,
-                             (const struct sockaddr *) &fds[i].ss, fds[i].len);
-    }
-    free(fds);
-    if (shut && !stop && !w->shutdown_begun) {
+static void
+worker_fini(struct ev_loop *loop, void *arg)
+{
+    loop_worker *w = arg;
+
+    if (w->ls->loop_fini != NULL)
+        w->ls->loop_fini(w->ls->owner, loop, w->index, w->ls->loop_arg);
+}
+
+// The last task on a child's loop: the child server goes.
+static void
+worker_last(struct ev_loop *loop, void *arg)
+{
+    loop_worker *w = arg;
+
+    (void) loop;
+    rr_server_free(w->srv);
+    w->srv = NULL;
+}
+
+static void
+hand_task(struct ev_loop *loop, void *arg, void *data)
+{
+    loop_worker *w = arg;
+    const handed *h = data;
+
+    (void) loop;
+    rr__server_adopt(w->srv, h->fd, (const struct sockaddr *) &h->ss, h->len);
+}
+
+static void
+hand_drop(void *arg, void *data)
+{
+    (void) arg;
+    close(((handed *) data)->fd);
+}
+
+static void
+shutdown_task(struct ev_loop *loop, void *arg, void *data)
+{
+    loop_worker *w = arg;
+    double grace;
+
+    (void) loop;
+    memcpy(&grace, data, sizeof(grace));
+    if (!w->shutdown_begun) {
         w->shutdown_begun = true;
         rr_server_shutdown(w->srv, grace, child_shutdown_done, w);
     }
-    if (stop) {
-        rr_server_free(w->srv);
-        w->srv = NULL;
-        ev_async_stop(loop, &w->wake);
-        ev_break(loop, EVBREAK_ALL);
-    }
-}
-
-static void *
-worker_main(void *arg)
-{
-    loop_worker *w = arg;
-    rr__loops *ls = w->ls;
-
-    if (ls->loop_init != NULL)
-        ls->loop_init(ls->owner, w->loop, w->index, ls->loop_arg);
-    ev_run(w->loop, 0); // until the stop: the child server is freed
-    if (ls->loop_fini != NULL) {
-        ls->loop_fini(ls->owner, w->loop, w->index, ls->loop_arg);
-        ev_run(w->loop, EVRUN_NOWAIT); // what the hook closed finishes
-    }
-    return NULL;
 }
 
 // Every child's shutdown may be done (on the parent's loop).
@@ -129,7 +129,7 @@ loops_done_cb(struct ev_loop *loop, ev_async *a, int revents)
 int
 rr__loops_new(rr__loops **out, struct ev_loop *parent_loop, unsigned n,
               rr_server *owner, const rr_server_opts *opts,
-              void (*done)(void *arg), void *arg)
+              rr__methods *methods, void (*done)(void *arg), void *arg)
 {
     rr__loops *ls = calloc(1, sizeof(*ls) + n * sizeof(loop_worker));
     rr_server_opts child = *opts;
@@ -146,22 +146,25 @@ rr__loops_new(rr__loops **out, struct ev_loop *parent_loop, unsigned n,
     ls->loop_fini = opts->loop_fini;
     ls->loop_arg = opts->loop_arg;
     atomic_init(&ls->n_done, 0);
-    for (unsigned i = 0; i < n; i++, ls->n++) {
+    for (unsigned i = 0; i < n; i++) {
         loop_worker *w = &ls->w[i];
-        int rv = RR_ENOMEM;
         w->ls = ls;
         w->index = i + 1;
-        w->loop = ev_loop_new(EVFLAG_AUTO);
-        if (w->loop == NULL ||
-            (rv = rr_server_new(&w->srv, w->loop, &child)) != RR_OK) {
-            if (w->loop != NULL)
-                ev_loop_destroy(w->loop);
+        int rv = rr__loopthread_new(&w->t);
+        if (rv != RR_OK)
+            rr__set_last_error("rr_server_new: cannot make loop %u: %s", i + 1,
+                               rr_strerror(rv));
+        if (rv == RR_OK) {
+            rv = rr__server_new_child(&w->srv, rr__loopthread_loop(w->t),
+                                      &child, methods);
+            if (rv != RR_OK)
+                rr__loopthread_free(w->t);
+        }
+        if (rv != RR_OK) {
             rr__loops_free(ls);
             return rv; // RR_EMFILE, say, with rr_last_error set
         }
-        pthread_mutex_init(&w->mu, NULL);
-        ev_async_init(&w->wake, worker_wake_cb);
-        ev_async_start(w->loop, &w->wake); // keeps the child's loop running
+        ls->n++;
     }
     ev_async_init(&ls->done_async, loops_done_cb);
     ev_async_start(parent_loop, &ls->done_async);
@@ -176,81 +179,34 @@ rr__loops_count(const rr__loops *ls)
     return ls->n;
 }
 
-rr_server *
-rr__loops_server(rr__loops *ls, unsigned i)
-{
-    return ls->w[i].srv;
-}
-
 int
 rr__loops_start(rr__loops *ls)
 {
     if (ls->started)
         return RR_OK;
+    ls->started = true;
     for (unsigned i = 0; i < ls->n; i++) {
-        if (pthread_create(&ls->w[i].thread, NULL, worker_main, &ls->w[i]) !=
-            0) {
+        loop_worker *w = &ls->w[i];
+        if (rr__loopthread_start(w->t, worker_init, worker_fini, w) != RR_OK) {
             rr__log(RR_LOG_ERROR, "cannot start loop thread %u of %u", i + 1,
                     ls->n);
-            // The ones started are stopped by rr__loops_free.
-            for (unsigned j = i; j < ls->n; j++)
-                ls->w[j].thread = pthread_self();
-            ls->started = true;
-            return RR_ENOMEM;
+            return RR_ENOMEM; // the ones started stop in rr__loops_free
         }
     }
-    ls->started = true;
     return RR_OK;
-}
-
-bool
-rr__loops_started(const rr__loops *ls)
-{
-    return ls->started;
 }
 
 void
 rr__loops_hand(rr__loops *ls, unsigned i, int fd, const struct sockaddr *sa,
                socklen_t len)
 {
-    loop_worker *w = &ls->w[i];
+    handed h = {.fd = fd};
 
-    pthread_mutex_lock(&w->mu);
-    if (w->n_fds == w->cap_fds) {
-        size_t cap = w->cap_fds ? w->cap_fds * 2 : 16;
-        handed *p = realloc(w->fds, cap * sizeof(*p));
-        if (p == NULL) {
-            pthread_mutex_unlock(&w->mu);
-            close(fd); // the peer sees EOF and may retry
-            return;
-        }
-        w->fds = p;
-        w->cap_fds = cap;
-    }
-    handed *h = &w->fds[w->n_fds++];
-    h->fd = fd;
-    h->len = len <= sizeof(h->ss) ? len : (socklen_t) sizeof(h->ss);
-    memcpy(&h->ss, sa, h->len);
-    pthread_mutex_unlock(&w->mu);
-    ev_async_send(w->loop, &w->wake);
-}
-
-// Posts a command to every child.
-static void
-loops_post(rr__loops *ls, bool stop, double grace)
-{
-    for (unsigned i = 0; i < ls->n; i++) {
-        loop_worker *w = &ls->w[i];
-        pthread_mutex_lock(&w->mu);
-        if (stop)
-            w->stop_wanted = true;
-        else {
-            w->shutdown_wanted = true;
-            w->grace = grace;
-        }
-        pthread_mutex_unlock(&w->mu);
-        ev_async_send(w->loop, &w->wake);
-    }
+    h.len = len <= sizeof(h.ss) ? len : (socklen_t) sizeof(h.ss);
+    memcpy(&h.ss, sa, h.len);
+    if (rr__loopthread_post(ls->w[i].t, hand_task, hand_drop, &ls->w[i], &h,
+                            sizeof(h)) != RR_OK)
+        close(fd); // the peer sees EOF and may retry
 }
 
 void
@@ -261,7 +217,14 @@ rr__loops_shutdown(rr__loops *ls, double grace)
         ev_async_send(ls->parent_loop, &ls->done_async);
         return;
     }
-    loops_post(ls, false, grace);
+    for (unsigned i = 0; i < ls->n; i++) {
+        if (rr__loopthread_post(ls->w[i].t, shutdown_task, NULL, &ls->w[i],
+                                &grace, sizeof(grace)) != RR_OK) {
+            rr__log(RR_LOG_ERROR, "loop %u: cannot ask it to shut down", i + 1);
+            atomic_fetch_add(&ls->n_done, 1); // or the shutdown never ends
+            ev_async_send(ls->parent_loop, &ls->done_async);
+        }
+    }
 }
 
 bool
@@ -275,19 +238,11 @@ rr__loops_free(rr__loops *ls)
 {
     if (ls == NULL)
         return;
-    if (ls->started)
-        loops_post(ls, true, 0);
     for (unsigned i = 0; i < ls->n; i++) {
         loop_worker *w = &ls->w[i];
-        if (ls->started && !pthread_equal(w->thread, pthread_self()))
-            pthread_join(w->thread, NULL);
-        else if (w->srv != NULL) // never ran: free it from here
-            rr_server_free(w->srv);
-        for (size_t j = 0; j < w->n_fds; j++)
-            close(w->fds[j].fd);
-        free(w->fds);
-        pthread_mutex_destroy(&w->mu);
-        ev_loop_destroy(w->loop);
+        // On its own thread, or here for a thread that never started.
+        rr__loopthread_stop(w->t, worker_last, w);
+        rr__loopthread_free(w->t);
     }
     if (ls->parent_loop != NULL && ev_is_active(&ls->done_async)) {
         ev_ref(ls->parent_loop);

@@ -2,12 +2,11 @@
 //
 // loops.h -- a server's extra event loops (rr_server_opts.loops > 1).
 //
-// Each extra loop runs on a thread of its own with a server of its own
-// (a "child": same options, same methods, no listener).  The parent
-// server accepts every connection on the caller's loop and hands them out
-// round-robin; a connection and all its calls then stay on one loop for
-// life.  Commands cross threads through a mutex-guarded mailbox and an
-// ev_async per loop, so neither side ever touches the other's loop.
+// Each extra loop runs on a thread of its own (util/loopthread.h) with a
+// server of its own (a "child": same options, the same frozen method
+// table, no listener).  The parent server accepts every connection on
+// the caller's loop and hands them out round-robin; a connection and all
+// its calls then stay on one loop for life.
 
 #ifndef RR_LOOPS_H
 #define RR_LOOPS_H
@@ -17,29 +16,26 @@
 #include <sys/socket.h>
 
 #include "rawrpc/rawrpc.h"
+#include "server/methods.h"
 
 typedef struct rr__loops rr__loops;
 
 // rr__loops_new makes n loops with their child servers (not yet running)
-// for the server owner, with its options; done(arg) runs on parent_loop
-// once every child finished a shutdown.  Loop i's thread runs
-// opts->loop_init(owner, loop, i + 1, opts->loop_arg) before its loop
-// serves and loop_fini after its child server is freed.  Returns RR_OK
-// and sets *out, or RR_ENOMEM / RR_EMFILE (a child server could not be
-// made; rr_last_error says why).
+// for the server owner, with its options, dispatching from methods;
+// done(arg) runs on parent_loop once every child finished a shutdown.
+// Loop i's thread runs opts->loop_init(owner, loop, i + 1, opts->loop_arg)
+// before its loop serves and loop_fini after its child server is freed.
+// Returns RR_OK and sets *out, or RR_ENOMEM / RR_EMFILE (rr_last_error
+// says why).
 int rr__loops_new(rr__loops **out, struct ev_loop *parent_loop, unsigned n,
                   rr_server *owner, const rr_server_opts *opts,
-                  void (*done)(void *arg), void *arg);
+                  rr__methods *methods, void (*done)(void *arg), void *arg);
 
-// rr__loops_count is n; rr__loops_server is child i, for registering
-// methods before rr__loops_start.
 unsigned rr__loops_count(const rr__loops *ls);
-rr_server *rr__loops_server(rr__loops *ls, unsigned i);
 
 // rr__loops_start starts the threads (once; later calls do nothing).
 // Returns RR_OK or RR_ENOMEM.
 int rr__loops_start(rr__loops *ls);
-bool rr__loops_started(const rr__loops *ls);
 
 // rr__loops_hand gives the accepted socket fd, from peer sa, to loop i.
 void rr__loops_hand(rr__loops *ls, unsigned i, int fd,

@@ -440,6 +440,202 @@ test_lifetime_thread_completion_wins_over_cancel(void **state)
     ev_run(fx->loop, 0);
 }
 
+// ------------------------------------------------- an outside review's
+
+// A connection closing (its client went away) cancels its calls, and a
+// cancel callback frees the server.  rr_server_free's loop over the
+// connections found the closing one again, forever: it left the list
+// only after its calls' callbacks ran.
+static void
+test_lifetime_free_server_from_connection_close_cancel(void **state)
+{
+    fixture *fx = *state;
+    outcome o;
+
+    fx->handlers[M_UNSET] = h_hold_free;
+    assert_int_equal(fx_restart(fx, NULL, NULL), 0);
+    fx_call(fx, M_UNSET, "x", NULL, &o);
+    fx_call(fx, M_UNSET, "y", NULL, &o);
+    while (fx->n_held < 2 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    fx->n_held = 0;          // nothing for the teardown to complete
+    rr_channel_free(fx->ch); // its callbacks run now, with o alive
+    fx->ch = NULL;
+    while (fx->cancels < 2 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    assert_false(fx->guard_fired);
+    assert_int_equal(fx->cancels, 2);
+    fx->srv = NULL;
+    ev_run(fx->loop, 0);
+}
+
+// Calls held on two loops of one server: the handlers run on either
+// loop's thread and tell the test's loop through an ev_async.
+typedef struct multi {
+    pthread_mutex_t mu;
+    rr_call *held[4];
+    struct ev_loop *loop_of[4];
+    size_t n;
+    struct ev_loop *main_loop;
+    ev_async seen;
+} multi;
+
+static void
+multi_seen_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void) loop;
+    (void) w;
+    (void) revents;
+}
+
+static void
+h_multi_hold(rr_call *call, const ProtobufCMessage *req, void *arg)
+{
+    multi *m = ((fixture *) arg)->user;
+
+    (void) req;
+    pthread_mutex_lock(&m->mu);
+    m->loop_of[m->n] = rr_call_loop(call);
+    m->held[m->n++] = call;
+    pthread_mutex_unlock(&m->mu);
+    ev_async_send(m->main_loop, &m->seen);
+}
+
+static size_t
+multi_count(multi *m)
+{
+    pthread_mutex_lock(&m->mu);
+    size_t n = m->n;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
+// With loops = 2, the extra loop is destroyed by rr_server_free, and
+// completing a call it held used the destroyed loop: from the test's
+// thread (rr_call_fail: ev_async_stop on the freed loop) and from a
+// worker (ev_async_send on it).  rr_call_loop also kept returning it.
+// After the free a call belongs to no loop: each completion just frees
+// it, on whichever thread.
+static void
+test_lifetime_multiloop_complete_after_free(void **state)
+{
+    fixture *fx = *state;
+    multi m = {.n = 0};
+    rr_server_opts so;
+    rr_channel *ch2;
+    outcome o[4];
+
+    pthread_mutex_init(&m.mu, NULL);
+    m.main_loop = fx->loop;
+    ev_async_init(&m.seen, multi_seen_cb);
+    ev_async_start(fx->loop, &m.seen);
+    fx->user = &m;
+    fx->handlers[M_UNSET] = h_multi_hold;
+    rr_server_opts_init(&so);
+    so.loops = 2;
+    assert_int_equal(fx_restart(fx, &so, NULL), 0);
+    // The first connection goes to loop 0, the second to loop 1.
+    fx_call(fx, M_UNSET, "a", NULL, &o[0]);
+    fx_call(fx, M_UNSET, "b", NULL, &o[1]);
+    while (multi_count(&m) < 2 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    assert_int_equal(rr_channel_new(&ch2, fx->loop, fx->target, NULL), RR_OK);
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+    req.text = (char *) "c";
+    for (int i = 2; i < 4; i++)
+        assert_int_equal(rr_channel_call(ch2, &test_methods[M_UNSET], &req.base,
+                                         NULL, result_cb, &o[i], NULL),
+                         RR_OK);
+    while (multi_count(&m) < 4 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    assert_int_equal(multi_count(&m), 4);
+    assert_ptr_equal(m.loop_of[0], fx->loop);
+    assert_ptr_not_equal(m.loop_of[2], fx->loop);
+    rr_channel_free(fx->ch);
+    rr_channel_free(ch2);
+    fx->ch = NULL;
+    rr_server_free(fx->srv);
+    fx->srv = NULL;
+    for (int i = 0; i < 4; i++) {
+        assert_null(rr_call_loop(m.held[i]));
+        assert_true(rr_call_cancelled(m.held[i]));
+    }
+    // One of each loop's from this thread, the other from a worker.
+    rr_call_fail(m.held[0], RR_STATUS_ABORTED, "late");
+    rr_call_fail(m.held[2], RR_STATUS_ABORTED, "late");
+    late a = {m.held[1], NULL, false};
+    late b = {m.held[3], NULL, false};
+    complete_from_thread(&a);
+    complete_from_thread(&b);
+    ev_async_stop(fx->loop, &m.seen);
+    pthread_mutex_destroy(&m.mu);
+    fx->user = NULL;
+    ev_run(fx->loop, 0);
+}
+
+// One loop: rr_call_loop is NULL once the server is freed (it kept
+// returning the loop), and the deadline still reads.
+static void
+test_lifetime_call_loop_after_free(void **state)
+{
+    fixture *fx = *state;
+    rr_call_opts co = {.timeout = 30};
+    outcome o;
+
+    fx->handlers[M_UNSET] = h_keep;
+    assert_int_equal(fx_restart(fx, NULL, NULL), 0);
+    fx_call(fx, M_UNSET, "x", &co, &o);
+    while (fx->n_held == 0 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    rr_call *call = fx->held[0];
+    assert_ptr_equal(rr_call_loop(call), fx->loop);
+    fx->held[0] = NULL;
+    rr_channel_free(fx->ch);
+    fx->ch = NULL;
+    rr_server_free(fx->srv);
+    fx->srv = NULL;
+    assert_null(rr_call_loop(call));
+    double left = rr_call_remaining(call);
+    assert_true(left > 0 && left <= 30);
+    rr_call_fail(call, RR_STATUS_ABORTED, "late");
+    ev_run(fx->loop, 0);
+}
+
+static void
+loop_init_frees(rr_server *srv, struct ev_loop *loop, unsigned index, void *arg)
+{
+    int *runs = arg;
+
+    (void) loop;
+    (void) index;
+    (*runs)++;
+    rr_server_free(srv);
+}
+
+// A loop_init hook that frees its server: rr_server_listen, which ran it
+// without holding the server, then read the freed server.  It returns
+// RR_ECLOSED now, and nothing leaks.
+static void
+test_lifetime_loop_init_frees_server(void **state)
+{
+    fixture *fx = *state;
+    rr_server_opts so;
+    rr_server *srv;
+    int runs = 0;
+
+    rr_server_opts_init(&so);
+    so.loop_init = loop_init_frees;
+    so.loop_arg = &runs;
+    assert_int_equal(rr_server_new(&srv, fx->loop, &so), RR_OK);
+    assert_int_equal(
+        rr_server_add_service(srv, &rrtest__test__descriptor, fx->handlers, fx),
+        RR_OK);
+    assert_int_equal(rr_server_listen(srv, "127.0.0.1:0"), RR_ECLOSED);
+    assert_int_equal(runs, 1);
+    assert_non_null(strstr(rr_last_error(), "loop_init"));
+    ev_run(fx->loop, EVRUN_NOWAIT);
+}
+
 int
 main(void)
 {
@@ -454,6 +650,10 @@ main(void)
         T(test_lifetime_completed_before_its_cancel_callback),
         T(test_lifetime_free_server_from_grace_period_cancel),
         T(test_lifetime_thread_completion_wins_over_cancel),
+        T(test_lifetime_free_server_from_connection_close_cancel),
+        T(test_lifetime_multiloop_complete_after_free),
+        T(test_lifetime_call_loop_after_free),
+        T(test_lifetime_loop_init_frees_server),
     };
 #undef T
     return cmocka_run_group_tests_name("lifetime", tests, NULL, NULL);

@@ -160,9 +160,9 @@ test_rpc_unknown_method_keeps_connection(void **state)
     assert_int_equal(o3.status, RR_STATUS_OK);
 }
 
-// The server tries the method it found last first, by the bytes of its
-// name: neighbours of that name, other methods in between, the same name
-// with user metadata, all in one batch, must each reach their own.
+// Methods are found by the exact bytes of their names: neighbours of a
+// name, other methods in between, the same name with user metadata, all
+// in one batch, must each reach their own.
 static void
 test_rpc_methods_interleaved_in_one_batch(void **state)
 {

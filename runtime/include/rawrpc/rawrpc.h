@@ -261,8 +261,12 @@ typedef void (*rr_handler_cb)(rr_call *call, const ProtobufCMessage *req,
 
 // rr_server_add_service registers svc's methods, dispatched by full name.
 // handlers[i] serves svc->methods[i]; a NULL entry answers UNIMPLEMENTED.
-// The handlers array is copied; the descriptor must outlive the server. Returns
-// RR_OK, RR_EINVAL if a method is already registered, or RR_ENOMEM.
+// The handlers array is copied; the descriptor must outlive the server.
+// A server with more than one loop shares one method table between its
+// loops' threads, frozen at the first rr_server_listen: add its services
+// before that.  With one loop they may be added at any time.  Returns
+// RR_OK, RR_EINVAL if a method is already registered (or the table is
+// frozen; rr_last_error says so), or RR_ENOMEM.
 RR_API int rr_server_add_service(rr_server *srv,
                                  const ProtobufCServiceDescriptor *svc,
                                  const rr_handler_cb *handlers, void *arg);
@@ -290,7 +294,8 @@ RR_API int rr_server_add_service(rr_server *srv,
 // address, or no such directory), RR_EMFILE or RR_ENOMEM from the
 // system, and RR_ECLOSED for any other failure of socket, bind or
 // listen; then rr_server_last_error and rr_last_error say why (so does
-// the log) and nothing is left open.
+// the log) and nothing is left open.  A loop_init hook that frees the
+// server makes it return RR_ECLOSED (the server is gone).
 //
 // Out of descriptors when a client connects (EMFILE, ENFILE), the server
 // accepts the clients waiting into its reserve descriptor and closes them
@@ -324,11 +329,15 @@ RR_API int rr_server_shutdown(rr_server *srv, double grace, rr_shutdown_cb cb,
                               void *arg);
 
 // rr_server_free closes every connection at once and frees the server.
-// Calls in flight are cancelled; their handlers must still complete them,
-// from the loop or with the _from_thread functions, which then only frees
-// them: what those calls need of the server stays until the last one is
-// completed.  Calls already completed from threads are freed here.  Safe
-// inside a handler or any callback of the server.  NULL is a no-op.
+// Calls in flight are cancelled (their cancel callbacks run inside it,
+// also those waiting for the next iteration); their handlers must still
+// complete them, which then only frees them: what those calls need of
+// the server stays until the last one is completed.  Such a call belongs
+// to no loop any more (an extra loop is gone with the server): complete
+// it from any thread, with any of the four functions; rr_call_loop is
+// NULL and a new rr_call_on_cancel never runs.  Calls already completed
+// from threads are freed here.  Safe inside a handler or any callback of
+// the server.  NULL is a no-op.
 RR_API void rr_server_free(rr_server *srv);
 
 // ------------------------------------------------------------------ calls
