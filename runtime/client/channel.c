@@ -43,23 +43,13 @@
 #define POOL_PAYLOAD_BUDGET ((size_t) 8 * 1024 * 1024)
 char rr__ch_zombie;
 
-static void ch_destroy(rr_channel *ch);
+// A call's message when there was no memory to copy the real one.
+static const char no_memory_msg[] = "out of memory (for the status message, "
+                                    "too)";
+
 static void pc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void pc_deliver_cb(rr__defer_node *node);
 static void pc_parent_cancelled(rr__child *child);
-
-void
-rr__ch_hold(rr_channel *ch)
-{
-    ch->busy++;
-}
-
-void
-rr__ch_release(rr_channel *ch)
-{
-    if (--ch->busy == 0 && ch->freed)
-        ch_destroy(ch);
-}
 
 // ------------------------------------------------------------ the queue
 
@@ -112,7 +102,7 @@ pc_free(ch_call *pc)
 {
     rr_channel *ch = pc->ch;
 
-    if (pc->message != NULL)
+    if (pc->message != NULL && pc->message != no_memory_msg)
         free(pc->message);
     if (pc->reply != NULL && pc->keep_reply)
         protobuf_c_message_free_unpacked(pc->reply, NULL);
@@ -228,7 +218,9 @@ rr__pc_settle(ch_call *pc, rr_status status, const char *msg)
         return false;
     pc->done = true;
     pc->status = status;
-    pc->message = msg != NULL && *msg != '\0' ? strdup(msg) : NULL;
+    pc->message = NULL;
+    if (msg != NULL && *msg != '\0' && (pc->message = strdup(msg)) == NULL)
+        pc->message = (char *) no_memory_msg; // the status says enough
     rr__timer_stop(pc->ch->loop, &pc->timer);
     pc_detach(pc, status != RR_STATUS_OK && status != RR_STATUS_UNAVAILABLE);
     return true;
@@ -736,8 +728,8 @@ rr_channel_new(rr_channel **out, struct ev_loop *loop, const char *target,
     return RR_OK;
 }
 
-static void
-ch_destroy(rr_channel *ch)
+void
+rr__ch_destroy(rr_channel *ch)
 {
     while (ch->pool != NULL) {
         RR_UNPOISON(ch->pool, sizeof(*ch->pool));

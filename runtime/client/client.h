@@ -89,9 +89,22 @@ struct rr_channel {
 extern char rr__ch_zombie;
 #define ZOMBIE ((void *) &rr__ch_zombie)
 
-// Hold the channel across anything that may run a user callback.
-void rr__ch_hold(rr_channel *ch);
-void rr__ch_release(rr_channel *ch);
+// Hold the channel across anything that may run a user callback; a
+// freed channel goes with the last release.
+void rr__ch_destroy(rr_channel *ch);
+
+static inline void
+rr__ch_hold(rr_channel *ch)
+{
+    ch->busy++;
+}
+
+static inline void
+rr__ch_release(rr_channel *ch)
+{
+    if (--ch->busy == 0 && ch->freed)
+        rr__ch_destroy(ch);
+}
 
 // rr__ch_pump sends queued calls while the subchannel takes them.  Runs
 // no user code.

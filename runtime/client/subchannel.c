@@ -20,25 +20,8 @@
 #include "util/log.h"
 
 #define MD_ON_STACK 8
-// Calls wait in the channel's queue while the connection's output holds
-// this much (the server's default high-water mark) and go again once it
-// has drained to OUT_LOW.  One frame always goes when under OUT_HIGH:
-// the output's cap leaves room for the largest the server takes.
-#define OUT_HIGH ((size_t) 4 * 1024 * 1024)
-#define OUT_LOW  ((size_t) 1024 * 1024)
 // pc_put_meta's answer for metadata over the server's limit.
 #define META_OVER 1
-
-struct ch_conn {
-    rr_conn c;
-    rr__subchannel *sub;
-    ch_conn *next_old; // on the subchannel's list of draining connections
-    rr_idmap calls;    // call ID -> ch_call, or ZOMBIE
-    uint64_t next_id;  // 2^32: every ID used, the connection is retired
-    bool opened;       // the handshake completed
-    bool retired;      // GOAWAY received, or IDs exhausted: no new calls
-    bool goaway_sent;  // cc_retire ran: closing
-};
 
 static void cc_stop_using(ch_conn *cc);
 static void sub_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents);
@@ -182,22 +165,6 @@ cc_send(ch_conn *cc, ch_call *pc)
         cc_stop_using(cc); // every ID used: the next call reconnects
 }
 
-// Whether cc (the channel's connection, or NULL) takes another call: not
-// retired, and under the server's concurrency limit.
-static bool
-cc_can_take(const ch_conn *cc)
-{
-    return cc != NULL && !cc->retired &&
-           cc->calls.count < cc->c.peer.max_concurrent_calls;
-}
-
-// Whether cc's output has room for another request (OUT_HIGH).
-static bool
-cc_has_room(const ch_conn *cc)
-{
-    return rr__buf_size(&cc->c.out) < OUT_HIGH;
-}
-
 static double
 sub_jitter(rr__subchannel *sub)
 {
@@ -288,8 +255,14 @@ cc_response(ch_conn *cc, const rr_frame *f)
                                     : shared       ? &ch->replies.alloc
                                                    : &pc->arena.alloc;
         ch->replies_busy |= shared;
-        int rv = rr__unpack(pc->m->output, alloc, rr__frame_payload_len(f),
-                            rr__frame_payload(f), &pc->reply);
+        rr_arena *arena = rr__arena_of(alloc);
+        int rv =
+            arena != NULL
+                ? rr__unpack_arena(pc->m->output, arena,
+                                   rr__frame_payload_len(f),
+                                   rr__frame_payload(f), &pc->reply)
+                : rr__unpack(pc->m->output, alloc, rr__frame_payload_len(f),
+                             rr__frame_payload(f), &pc->reply);
         if (rv == RR_ENOMEM) {
             status = RR_STATUS_RESOURCE_EXHAUSTED;
             msg = "out of memory for the reply";
@@ -517,7 +490,9 @@ rr__sub_connect(rr__subchannel *sub)
     ch_conn *cc = calloc(1, sizeof(*cc));
     if (cc == NULL) {
         close(fd);
-        rr__ch_fail_queue(ch, "out of memory");
+        snprintf(sub->last_error, sizeof(sub->last_error),
+                 "connect to %s: out of memory", ch->target);
+        rr__ch_fail_queue(ch, sub->last_error);
         sub_backoff(sub);
         return;
     }
@@ -550,31 +525,17 @@ rr__sub_send(rr__subchannel *sub, ch_call *pc)
 }
 
 bool
-rr__sub_can_take(const rr__subchannel *sub)
-{
-    return sub->state == RR_SUB_READY && cc_can_take(sub->conn);
-}
-
-bool
-rr__sub_has_room(const rr__subchannel *sub)
-{
-    return cc_has_room(sub->conn);
-}
-
-bool
 rr__sub_drained(const rr__subchannel *sub)
 {
     return sub->state != RR_SUB_READY || sub->conn == NULL ||
-           rr__buf_size(&sub->conn->c.out) <= OUT_LOW;
+           rr__buf_size(&sub->conn->c.out) <= RR__SUB_OUT_LOW;
 }
 
 void
-rr__sub_forget(ch_call *pc, bool send_cancel)
+rr__sub_forget_sent(ch_call *pc, bool send_cancel)
 {
     ch_conn *cc = pc->cc;
 
-    if (cc == NULL)
-        return;
     pc->cc = NULL;
     rr__idmap_del(&cc->calls, pc->id);
     if (cc->c.state != RR_CONN_OPEN)

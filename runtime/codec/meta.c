@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "rawrpc/rawrpc.h"
+#include "util/arena.h"
 
 static size_t
 packed_size(const ProtobufCMessage *m)
@@ -197,6 +198,27 @@ rr__request_head_decode(const uint8_t *p, size_t len, rr_request_head *h)
     return true;
 }
 
+bool
+rr__request_head_match(const uint8_t *p, size_t len, const char *name,
+                       size_t name_len, uint64_t *timeout_us)
+{
+    size_t n = 2 + name_len; // tag, one-byte length, name
+    uint64_t v = 0;
+
+    if (name_len == 0 || name_len >= 0x80 || len < n || p[0] != TAG_METHOD ||
+        p[1] != name_len || memcmp(p + 2, name, name_len) != 0)
+        return false;
+    if (n < len) { // then only the timeout, read as the decoder reads it
+        if (p[n] != TAG_TIMEOUT)
+            return false;
+        size_t k = varint_get(p + n + 1, len - n - 1, 9, &v);
+        if (k == 0 || n + 1 + k != len)
+            return false;
+    }
+    *timeout_us = v;
+    return true;
+}
+
 // Skips one field's value of wire type wt at p[0, len); returns the bytes
 // it takes, or 0 when they are cut short or the type is a group.
 static size_t
@@ -299,6 +321,10 @@ int
 rr__unpack(const ProtobufCMessageDescriptor *d, ProtobufCAllocator *a,
            size_t len, const uint8_t *data, ProtobufCMessage **out)
 {
+    rr_arena *arena = rr__arena_of(a);
+
+    if (arena != NULL) // the arena says whether memory ran out
+        return rr__unpack_arena(d, arena, len, data, out);
     unpack_watch w;
 
     w.self.alloc = watch_alloc;

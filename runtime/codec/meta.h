@@ -18,6 +18,7 @@
 
 #include "codec/buf.h"
 #include "codec/frame.h"
+#include "util/arena.h"
 #include "rawrpc/v1/wire.pb-c.h"
 
 // rr__call_put appends a REQUEST or RESPONSE frame (type) for call_id,
@@ -43,6 +44,26 @@ int rr__call_put_raw(rr_buf *b, uint8_t type, uint32_t call_id,
 // protobuf_c_message_unpack does not tell from bytes that do not parse.
 int rr__unpack(const ProtobufCMessageDescriptor *d, ProtobufCAllocator *a,
                size_t len, const uint8_t *data, ProtobufCMessage **out);
+
+// rr__unpack_arena is rr__unpack into an arena, inline for the request
+// of every call: the arena's failed flag tells running out of memory from
+// bytes that do not parse.
+static inline int
+rr__unpack_arena(const ProtobufCMessageDescriptor *d, rr_arena *arena,
+                 size_t len, const uint8_t *data, ProtobufCMessage **out)
+{
+    bool before = arena->failed;
+
+    arena->failed = false;
+    ProtobufCMessage *m =
+        protobuf_c_message_unpack(d, &arena->alloc, len, data);
+    bool failed = arena->failed;
+    arena->failed |= before;
+    if (m == NULL)
+        return failed ? RR_ENOMEM : RR_EPROTO;
+    *out = m;
+    return RR_OK;
+}
 
 // rr__meta_unpack is rr__unpack of the metadata prefix of a decoded
 // REQUEST or RESPONSE frame: RR_EPROTO for truncated or garbled
@@ -70,6 +91,15 @@ int rr__request_put(rr_buf *b, uint32_t call_id, const rr_request_head *h,
 // the method name, a timeout of 2^63 or more, bytes that do not parse),
 // which the caller hands to rr__meta_unpack.
 bool rr__request_head_decode(const uint8_t *p, size_t len, rr_request_head *h);
+
+// rr__request_head_match is the decoder's shortcut for a name already
+// known: true, with *timeout_us, when the metadata is exactly name
+// (name_len bytes, fewer than 128) and at most a timeout, so that
+// rr__request_head_decode would return that name and that timeout.
+// False for anything else, which the decoder then reads.  Comparing the
+// encoded name skips the decoder's scan of it and the method table.
+bool rr__request_head_match(const uint8_t *p, size_t len, const char *name,
+                            size_t name_len, uint64_t *timeout_us);
 
 // rr__request_meta_method finds the method name in a REQUEST's metadata
 // (len bytes at p) as the wire carries it, length included: protobuf-c's

@@ -16,23 +16,6 @@
 #include "util/log.h"
 #include "util/poison.h"
 
-#define CALL_POOL_MAX 256
-
-struct rr__core {
-    struct ev_loop *loop;
-    rr__defer *defer; // the loop's deferred queue
-    rr__methods *methods;
-    rr_call *live; // every call not yet completed, doubly linked
-    rr_call *pool; // free calls, singly linked through next
-    size_t n_pool;
-    ev_async async; // completions from other threads
-    // Under mu: the mailbox, and, once orphaned, the live list (calls are
-    // then completed from any thread).
-    pthread_mutex_t mu;
-    rr_call *posted;
-    atomic_bool orphan;
-};
-
 static void core_async_cb(struct ev_loop *loop, ev_async *w, int revents);
 
 int
@@ -64,6 +47,12 @@ rr__core_methods(const rr__core *core)
     return core->methods;
 }
 
+rr__method_memo *
+rr__core_memo(rr__core *core)
+{
+    return &core->memo;
+}
+
 static void
 core_destroy(rr__core *core)
 {
@@ -83,16 +72,6 @@ core_destroy(rr__core *core)
 // ----------------------------------------------------------------- calls
 
 static void
-call_link(rr_call **head, rr_call *c)
-{
-    c->prev = NULL;
-    c->next = *head;
-    if (*head != NULL)
-        (*head)->prev = c;
-    *head = c;
-}
-
-static void
 call_unlink(rr_call **head, rr_call *c)
 {
     if (c->prev != NULL)
@@ -103,8 +82,6 @@ call_unlink(rr_call **head, rr_call *c)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
 }
-
-static void call_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 // The pool keeps finished calls for reuse; in ASan builds they are
 // poisoned there, so a completion of a call already completed is caught.
@@ -117,25 +94,12 @@ pool_put(rr__core *core, rr_call *call)
     RR_POISON(call, sizeof(*call));
 }
 
-static rr_call *
-pool_get(rr__core *core)
-{
-    rr_call *call = core->pool;
-
-    if (call != NULL) {
-        RR_UNPOISON(call, sizeof(*call));
-        core->pool = call->next;
-        core->n_pool--;
-    }
-    return call;
-}
-
 // rr_call_on_cancel's callback for a call already cancelled, from the
 // loop: never inside rr_call_on_cancel itself.  The call is live, so its
 // core is; after the callback nothing of either is touched (it may
 // complete the call, or free the server).
-static void
-call_cancel_later(rr__defer_node *n)
+void
+rr__call_cancel_later(rr__defer_node *n)
 {
     rr_call *call = RR_CONTAINER_OF(n, rr_call, cancel_later);
     rr_cancel_cb cb = call->cancel_cb;
@@ -145,49 +109,21 @@ call_cancel_later(rr__defer_node *n)
         cb(call, call->cancel_arg);
 }
 
-rr_call *
-rr__call_new(rr__core *core, rr_sconn *sc, uint32_t id)
-{
-    rr_call *call = pool_get(core);
-
-    if (call != NULL) {
-        // reused, with its arena
-    } else if ((call = malloc(sizeof(*call))) == NULL) {
-        return NULL;
-    } else {
-        rr__arena_init(&call->arena); // once: pooled calls keep theirs
-    }
-    call->core = core;
-    call->sc = sc;
-    call->id = id;
-    call->m = NULL;
-    call->req = NULL;
-    call->meta = NULL;
-    call->deadline_at = 0;
-    atomic_init(&call->cancelled, false);
-    call->responded = false;
-    atomic_init(&call->completed, false);
-    call->cancel_cb = NULL;
-    rr__defer_node_init(&call->cancel_later, call_cancel_later);
-    call->children = NULL;
-    call->t_payload = NULL;
-    call->t_msg = NULL;
-    call->peer = sc->c.peer_name; // copied only if the call outlives it
-    ev_timer_init(&call->deadline, call_deadline_cb, 0., 0.);
-    call_link(&core->live, call);
-    return call;
-}
-
 static void
 call_release(rr_call *call)
 {
     while (call->children != NULL)
         rr__call_unlink_child(call->children);
     rr__arena_reset(&call->arena);
-    if (call->t_payload != NULL) // only replies from other threads
+    if (call->t_payload != NULL) { // only replies from other threads
         free(call->t_payload);
-    if (call->t_msg != NULL)
+        call->t_payload = NULL;
+    }
+    if (call->t_msg != NULL) {
         free(call->t_msg);
+        call->t_msg = NULL;
+    }
+    call->t_why = NULL;
 }
 
 // Frees a call of an orphaned core, from any thread; the last one frees
@@ -219,7 +155,7 @@ call_free(rr_call *call)
     rr__defer_cancel(core->defer, &call->cancel_later);
     rr__timer_stop(core->loop, &call->deadline);
     call_unlink(&core->live, call);
-    if (core->n_pool < CALL_POOL_MAX) {
+    if (core->n_pool < RR__CALL_POOL_MAX) {
         pool_put(core, call);
     } else {
         rr__arena_fini(&call->arena);
@@ -287,8 +223,8 @@ rr__call_cancel(rr_call *call, rr_status status, const char *msg)
 
 // A deadline runs only while the call is unanswered, so with its
 // connection, whose server is held across the cancel.
-static void
-call_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+void
+rr__call_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void) loop;
     (void) revents;
@@ -298,22 +234,6 @@ call_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
     rr__server_hold(srv);
     rr__call_cancel(call, RR_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
     rr__server_release(srv);
-}
-
-void
-rr__call_start(rr_call *call)
-{
-    const rr__method *m = call->m;
-
-    if (call->deadline_at > 0) {
-        ev_timer_set(&call->deadline,
-                     call->deadline_at - ev_now(call->core->loop), 0.);
-        ev_timer_start(call->core->loop, &call->deadline);
-    }
-    if (m->tramp != NULL)
-        m->tramp(call, call->req, m->fn, m->arg);
-    else
-        m->handler(call, call->req, m->arg);
 }
 
 // ------------------------------------------------------------ completion
@@ -340,7 +260,7 @@ static void
 call_complete(rr_call *call, rr_status status, const char *msg,
               const ProtobufCMessage *reply, const uint8_t *raw, size_t raw_len)
 {
-    atomic_store(&call->completed, true);
+    // Claimed already (call_completable, or the mailbox's poster).
     if (!call->responded && call->sc != NULL) {
         rr__sconn_respond(call->sc, call->id, status, msg, reply, raw, raw_len);
         call_settle(call);
@@ -405,8 +325,10 @@ rr_call_reply_from_thread(rr_call *call, const ProtobufCMessage *reply)
     call->t_status = RR_STATUS_OK;
     if (reply->descriptor != call->m->m.output) {
         call->t_status = RR_STATUS_INTERNAL;
+        call->t_why = "reply of the wrong type";
     } else if ((call->t_payload = malloc(n > 0 ? n : 1)) == NULL) {
         call->t_status = RR_STATUS_RESOURCE_EXHAUSTED;
+        call->t_why = "server out of memory for the reply";
     } else {
         protobuf_c_message_pack(reply, call->t_payload);
         call->t_len = n;
@@ -421,6 +343,8 @@ rr_call_fail_from_thread(rr_call *call, rr_status status, const char *message)
         return;
     call->t_status = status == RR_STATUS_OK ? RR_STATUS_UNKNOWN : status;
     call->t_msg = message != NULL ? strdup(message) : NULL;
+    if (message != NULL && call->t_msg == NULL)
+        call->t_why = "server out of memory for the status message";
     call_post(call);
 }
 
@@ -437,7 +361,9 @@ core_complete_posted(rr_call *list)
             call_complete(call, RR_STATUS_OK, NULL, NULL, call->t_payload,
                           call->t_len);
         else
-            call_complete(call, call->t_status, call->t_msg, NULL, NULL, 0);
+            call_complete(call, call->t_status,
+                          call->t_msg != NULL ? call->t_msg : call->t_why, NULL,
+                          NULL, 0);
     }
 }
 
@@ -482,7 +408,7 @@ rr__core_orphan(rr__core *core)
     // complete any call.
     while ((call = core_waiting_cancel(core)) != NULL) {
         rr__defer_cancel(core->defer, &call->cancel_later);
-        call_cancel_later(&call->cancel_later);
+        rr__call_cancel_later(&call->cancel_later);
     }
     pthread_mutex_lock(&core->mu);
     rr_call *posted = core->posted;

@@ -57,8 +57,14 @@ name_hash(const char *s, size_t len)
     return h;
 }
 
-const rr__method *
-rr__methods_find(const rr__methods *t, const char *name, size_t len)
+static bool
+method_is(const rr__method *m, const char *name, size_t len)
+{
+    return m->name_len == len && memcmp(m->name, name, len) == 0;
+}
+
+static const rr__method *
+methods_lookup(const rr__methods *t, const char *name, size_t len)
 {
     if (t->cap == 0)
         return NULL;
@@ -67,9 +73,21 @@ rr__methods_find(const rr__methods *t, const char *name, size_t len)
         const rr__method *m = &t->tab[i];
         if (m->name == NULL)
             return NULL;
-        if (m->name_len == len && memcmp(m->name, name, len) == 0)
+        if (method_is(m, name, len))
             return m;
     }
+}
+
+const rr__method *
+rr__methods_find(const rr__methods *t, rr__method_memo *memo, const char *name,
+                 size_t len)
+{
+    if (memo != NULL && memo->last != NULL && method_is(memo->last, name, len))
+        return memo->last;
+    const rr__method *m = methods_lookup(t, name, len);
+    if (m != NULL && memo != NULL)
+        memo->last = m;
+    return m;
 }
 
 // The empty slot where name goes in a table of cap (a power of two).
@@ -115,7 +133,7 @@ rr__methods_add(rr__methods *t, const ProtobufCServiceDescriptor *svc,
     if (name == NULL)
         return RR_ENOMEM;
     snprintf(name, n, "/%s/%s", svc->name, md->name);
-    if (rr__methods_find(t, name, n - 1) != NULL) {
+    if (methods_lookup(t, name, n - 1) != NULL) {
         rr__log(RR_LOG_ERROR, "method %s is already registered", name);
         free(name);
         return RR_EINVAL;

@@ -86,13 +86,6 @@ rr__sconn_respond(rr_sconn *sc, uint32_t id, rr_status status, const char *msg,
     rr__conn_queued(&sc->c);
 }
 
-bool
-rr__sconn_forget(rr_sconn *sc, uint32_t id)
-{
-    rr__idmap_del(&sc->calls, id);
-    return (sc->goaway_sent || sc->peer_done) && sc->calls.count == 0;
-}
-
 void
 rr__sconn_finish(rr_sconn *sc)
 {
@@ -163,8 +156,7 @@ sconn_method(rr_sconn *sc, rr_call *call, const rr_frame *f, rr_request_head *h)
             return false;
         }
     }
-    call->m =
-        rr__methods_find(rr__core_methods(sc->core), h->method, h->method_len);
+    call->m = rr__methods_find(sc->methods, sc->memo, h->method, h->method_len);
     if (call->m == NULL) {
         sconn_reject_method(sc, f->call_id, h->method, h->method_len);
         return false;
@@ -177,14 +169,15 @@ sconn_method(rr_sconn *sc, rr_call *call, const rr_frame *f, rr_request_head *h)
 static rr_call *
 sconn_prepare(rr_sconn *sc, const rr_frame *f)
 {
-    rr_call *call = rr__call_new(sc->core, sc, f->call_id);
+    rr_call *call = rr__call_new(sc->core, sc, f->call_id, sc->c.peer_name);
     if (call == NULL) {
         sconn_reject(sc, f->call_id, RR_STATUS_RESOURCE_EXHAUSTED,
                      "server out of memory");
         return NULL;
     }
     rr_request_head h;
-    if (!sconn_method(sc, call, f, &h))
+    call->m = rr__methods_recall(sc->memo, f->body, f->meta_len, &h.timeout_us);
+    if (call->m == NULL && !sconn_method(sc, call, f, &h))
         goto fail;
     if (call->m->handler == NULL && call->m->tramp == NULL) {
         sconn_reject(sc, f->call_id, RR_STATUS_UNIMPLEMENTED,
@@ -201,9 +194,9 @@ sconn_prepare(rr_sconn *sc, const rr_frame *f)
             goto fail;
         }
     }
-    int rv =
-        rr__unpack(call->m->m.input, &call->arena.alloc,
-                   rr__frame_payload_len(f), rr__frame_payload(f), &call->req);
+    int rv = rr__unpack_arena(call->m->m.input, &call->arena,
+                              rr__frame_payload_len(f), rr__frame_payload(f),
+                              &call->req);
     if (rv == RR_ENOMEM) {
         sconn_reject(sc, f->call_id, RR_STATUS_RESOURCE_EXHAUSTED,
                      "server out of memory");
@@ -400,6 +393,8 @@ rr__sconn_open(rr_server *srv, rr__core *core, int fd, const char *peer,
     }
     sc->srv = srv;
     sc->core = core;
+    sc->methods = rr__core_methods(core);
+    sc->memo = rr__core_memo(core);
     rr__idmap_init(&sc->calls);
     rr__server_link(srv, sc);
     rr__conn_start(&sc->c, rr__server_loop(srv), fd, false, false, cfg,

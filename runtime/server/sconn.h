@@ -19,10 +19,12 @@ struct rr_sconn {
     rr_conn c;
     rr_server *srv;
     rr__core *core;
-    rr_sconn *prev, *next; // the server's list, while open
-    rr_sconn *walk_next;   // rr__server_each_conn's snapshot
-    rr_idmap calls;        // call ID -> rr_call, until its RESPONSE is sent
-    uint32_t last_id;      // greatest call ID received
+    const rr__methods *methods; // the core's
+    rr__method_memo *memo;      // the core's: this loop's method found last
+    rr_sconn *prev, *next;      // the server's list, while open
+    rr_sconn *walk_next;        // rr__server_each_conn's snapshot
+    rr_idmap calls;   // call ID -> rr_call, until its RESPONSE is sent
+    uint32_t last_id; // greatest call ID received
     bool goaway_sent;
     bool peer_done; // the client's GOAWAY or EOF: no more REQUESTs
 };
@@ -45,7 +47,12 @@ void rr__sconn_respond(rr_sconn *sc, uint32_t id, rr_status status,
 // rr__sconn_forget: call id is answered.  Returns true when that was the
 // last call of a connection that takes no more (then the caller lets go
 // of sc and calls rr__sconn_finish).
-bool rr__sconn_forget(rr_sconn *sc, uint32_t id);
+static inline bool
+rr__sconn_forget(rr_sconn *sc, uint32_t id)
+{
+    rr__idmap_del(&sc->calls, id);
+    return (sc->goaway_sent || sc->peer_done) && sc->calls.count == 0;
+}
 void rr__sconn_finish(rr_sconn *sc);
 
 // rr__sconn_goaway begins a shutdown on sc: GOAWAY NO_ERROR naming the

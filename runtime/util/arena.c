@@ -16,8 +16,8 @@ struct rr_arena_block {
     _Alignas(16) unsigned char data[];
 };
 
-static void *
-arena_alloc(void *data, size_t size)
+void *
+rr__arena_alloc(void *data, size_t size)
 {
     rr_arena *a = data;
 
@@ -30,11 +30,11 @@ arena_alloc(void *data, size_t size)
             bsize = b->size;
             a->spare = NULL;
         } else {
-            if (bsize > SIZE_MAX - sizeof(rr_arena_block))
+            if (bsize > SIZE_MAX - sizeof(rr_arena_block) ||
+                (b = malloc(sizeof(*b) + bsize)) == NULL) {
+                a->failed = true;
                 return NULL;
-            b = malloc(sizeof(*b) + bsize);
-            if (b == NULL)
-                return NULL;
+            }
             b->size = bsize;
         }
         b->next = a->blocks;
@@ -58,13 +58,14 @@ arena_free(void *data, void *p)
 void
 rr__arena_init(rr_arena *a)
 {
-    a->alloc.alloc = arena_alloc;
+    a->alloc.alloc = rr__arena_alloc;
     a->alloc.free = arena_free;
     a->alloc.allocator_data = a;
     a->blocks = NULL;
     a->spare = NULL;
     a->cur = a->first;
     a->left = sizeof(a->first);
+    a->failed = false;
 }
 
 void

@@ -13,6 +13,7 @@
 #define RR_ARENA_H
 
 #include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define RR_ARENA_INLINE 1024
@@ -26,10 +27,26 @@ typedef struct rr_arena {
     size_t left;              // bytes left there
     rr_arena_block *blocks;   // extra blocks, newest first
     rr_arena_block *spare;    // one kept by the last reset, or NULL
+    bool failed;              // an allocation failed since init or reset
     _Alignas(16) unsigned char first[RR_ARENA_INLINE];
 } rr_arena;
 
 void rr__arena_init(rr_arena *a);
+
+// The arena's allocation function, for rr__arena_of.
+void *rr__arena_alloc(void *data, size_t size);
+
+// rr__arena_of returns the arena behind a, or NULL when a is another
+// allocator (or NULL): protobuf-c answers NULL both for bytes that do not
+// parse and for memory it could not get, and an arena's failed flag tells
+// which without a watching allocator in between.
+static inline rr_arena *
+rr__arena_of(const ProtobufCAllocator *a)
+{
+    return a != NULL && a->alloc == rr__arena_alloc
+               ? (rr_arena *) a->allocator_data
+               : NULL;
+}
 
 // rr__arena_reset releases everything allocated, keeping the inline block
 // and one extra block of at most RR_ARENA_KEEP bytes.  Inline for the
@@ -43,6 +60,7 @@ rr__arena_reset(rr_arena *a)
         rr__arena_reset_blocks(a);
     a->cur = a->first;
     a->left = sizeof(a->first);
+    a->failed = false;
 }
 
 // rr__arena_fini frees every block; the arena may be initialised again.

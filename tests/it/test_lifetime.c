@@ -523,7 +523,7 @@ test_lifetime_multiloop_complete_after_free(void **state)
     multi m = {.n = 0};
     rr_server_opts so;
     rr_channel *ch2;
-    outcome o[4];
+    outcome o[4] = {{.runs = 0}};
 
     pthread_mutex_init(&m.mu, NULL);
     m.main_loop = fx->loop;
@@ -636,6 +636,60 @@ test_lifetime_loop_init_frees_server(void **state)
     ev_run(fx->loop, EVRUN_NOWAIT);
 }
 
+typedef struct shut_free {
+    fixture *fx;
+    int runs;
+} shut_free;
+
+static void
+shutdown_frees(rr_server *srv, void *arg)
+{
+    shut_free *sf = arg;
+
+    sf->runs++;
+    rr_server_free(srv);
+    sf->fx->srv = NULL;
+}
+
+// The shutdown callback frees the server: with one loop (from the last
+// connection's close) and with three (from the extra loops' hand-back,
+// whose own watcher goes with the server).
+static void
+test_lifetime_free_server_from_shutdown_callback(void **state)
+{
+    fixture *fx = *state;
+
+    for (unsigned loops = 1; loops <= 3; loops += 2) {
+        rr_server_opts so;
+        rr_channel *ch2;
+        outcome o[2] = {{.runs = 0}, {.runs = 0}};
+        shut_free sf = {fx, 0};
+
+        rr_server_opts_init(&so);
+        so.loops = loops;
+        assert_int_equal(fx_restart(fx, &so, NULL), 0);
+        assert_int_equal(rr_channel_new(&ch2, fx->loop, fx->target, NULL),
+                         RR_OK);
+        Rrtest__Echo req = RRTEST__ECHO__INIT;
+        req.text = (char *) "b";
+        fx_call(fx, M_ECHO, "a", NULL, &o[0]);
+        assert_int_equal(rr_channel_call(ch2, &test_methods[M_ECHO], &req.base,
+                                         NULL, result_cb, &o[1], NULL),
+                         RR_OK);
+        fx_wait(fx, &o[0]);
+        fx_wait(fx, &o[1]);
+        assert_int_equal(rr_server_shutdown(fx->srv, 5.0, shutdown_frees, &sf),
+                         RR_OK);
+        assert_int_equal(sf.runs, 0); // never before it returns
+        while (sf.runs == 0 && !fx->guard_fired)
+            ev_run(fx->loop, EVRUN_ONCE);
+        if (sf.runs != 1)
+            fail_msg("loops %u: the callback ran %d times", loops, sf.runs);
+        assert_null(fx->srv);
+        rr_channel_free(ch2);
+    }
+}
+
 int
 main(void)
 {
@@ -654,6 +708,7 @@ main(void)
         T(test_lifetime_multiloop_complete_after_free),
         T(test_lifetime_call_loop_after_free),
         T(test_lifetime_loop_init_frees_server),
+        T(test_lifetime_free_server_from_shutdown_callback),
     };
 #undef T
     return cmocka_run_group_tests_name("lifetime", tests, NULL, NULL);

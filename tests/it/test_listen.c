@@ -26,6 +26,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -768,6 +769,43 @@ test_listen_empty_host_means_all_interfaces(void **state)
     expect_served(fx, 1, "[::1]", port, "[::1]:");
 }
 
+// A machine without IPv6 (booted with ipv6.disable=1, say): socket(2)
+// for AF_INET6 fails with EAFNOSUPPORT while no_ipv6 is set.  This
+// definition takes the place of libc's for the whole test program, the
+// runtime's objects included; the rest goes to the system call.
+static atomic_bool no_ipv6;
+
+int
+socket(int domain, int type, int protocol)
+{
+    if (domain == AF_INET6 && atomic_load(&no_ipv6)) {
+        errno = EAFNOSUPPORT;
+        return -1;
+    }
+    return (int) syscall(SYS_socket, domain, type, protocol);
+}
+
+// ":port" on a machine without IPv6 falls back to 0.0.0.0, and says
+// nothing to the caller but RR_OK; "[::]:port" there is refused as an
+// address the machine does not have.
+static void
+test_listen_empty_host_without_ipv6_is_ipv4(void **state)
+{
+    lfx *fx = *state;
+
+    atomic_store(&no_ipv6, true);
+    fx->srv = lfx_server(fx, NULL);
+    int rv = rr_server_listen(fx->srv, ":0");
+    int rv6 = rr_server_listen(fx->srv, "[::]:0");
+    atomic_store(&no_ipv6, false);
+    assert_int_equal(rv, RR_OK);
+    assert_int_equal(rv6, RR_EADDRNOTAVAIL);
+    assert_non_null(strstr(rr_server_last_error(fx->srv), "socket"));
+    uint16_t port = rr_server_port(fx->srv);
+    assert_true(port > 0);
+    expect_served(fx, 0, "127.0.0.1", port, "127.0.0.1:");
+}
+
 // A specific IPv6 address is that address only.
 static void
 test_listen_specific_v6_stays_v6_only(void **state)
@@ -964,6 +1002,7 @@ main(void)
         T(test_listen_unix_regular_file_is_refused),
         T(test_listen_wildcard_v6_is_dual_stack),
         T(test_listen_empty_host_means_all_interfaces),
+        T(test_listen_empty_host_without_ipv6_is_ipv4),
         T(test_listen_specific_v6_stays_v6_only),
         T(test_listen_loop_hooks_and_call_loop),
     };

@@ -260,6 +260,7 @@ typedef struct oc {
     bool started; // rr_channel_call returned RR_OK
     int runs;
     rr_status status;
+    bool said_why; // a status other than OK came with a message
     char text[64];
     size_t data_len;
 } oc;
@@ -326,6 +327,7 @@ oc_cb(const rr_result *res, void *arg)
     EXPECT(!in_api, "a callback ran before the function returned");
     o->runs++;
     o->status = res->status;
+    o->said_why = res->message != NULL && res->message[0] != '\0';
     if (res->reply != NULL) {
         const Rrtest__Echo *e = (const Rrtest__Echo *) res->reply;
         snprintf(o->text, sizeof(o->text), "%s", e->text);
@@ -390,6 +392,8 @@ judge(const oc *o, const char *what, rr_status want, const char *text,
                (atomic_load(&inj_failed) > 0 && is_oom_status(o->status)),
            "%s: %s, not %s", what, rr_status_name(o->status),
            rr_status_name(want));
+    EXPECT(o->status == RR_STATUS_OK || o->said_why, "%s: %s without a message",
+           what, rr_status_name(o->status));
     if (o->status == RR_STATUS_OK && text != NULL)
         EXPECT(strcmp(o->text, text) == 0 && o->data_len == data_len,
                "%s: OK with a reply of \"%s\" and %zu bytes", what, o->text,

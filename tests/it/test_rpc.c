@@ -160,9 +160,9 @@ test_rpc_unknown_method_keeps_connection(void **state)
     assert_int_equal(o3.status, RR_STATUS_OK);
 }
 
-// Methods are found by the exact bytes of their names: neighbours of a
-// name, other methods in between, the same name with user metadata, all
-// in one batch, must each reach their own.
+// The server tries the method it found last first, by the bytes of its
+// name: neighbours of that name, other methods in between, the same name
+// with user metadata, all in one batch, must each reach their own.
 static void
 test_rpc_methods_interleaved_in_one_batch(void **state)
 {
@@ -989,30 +989,6 @@ test_rpc_nothing_listening(void **state)
     rr_channel_free(ch);
 }
 
-// Everything on one loop reads into one buffer; another loop has its own,
-// and the last reference frees it.
-static void
-test_rpc_read_buffer_shared_per_loop(void **state)
-{
-    fixture *fx = *state;
-    struct ev_loop *other = ev_loop_new(EVFLAG_AUTO);
-    rr_scratch *a = rr__scratch_get(fx->loop);
-    rr_scratch *b = rr__scratch_get(fx->loop);
-    rr_scratch *c = rr__scratch_get(other);
-
-    assert_non_null(a);
-    assert_ptr_equal(a, b); // the fixture's server and channel hold it too
-    assert_ptr_not_equal(a, c);
-    assert_int_equal(atomic_load(&c->refs), 1);
-    rr__scratch_unref(c);
-    rr__scratch_unref(b);
-    rr__scratch_unref(a);
-    c = rr__scratch_get(other); // a fresh one, freed again
-    assert_int_equal(atomic_load(&c->refs), 1);
-    rr__scratch_unref(c);
-    ev_loop_destroy(other);
-}
-
 // ------------------------------------------------------- several loops
 
 enum { LOOPS = 3, LOOP_CHANNELS = 6, LOOP_CALLS = 4 };
@@ -1156,7 +1132,6 @@ main(void)
         T(test_rpc_socket_options),
         T(test_rpc_call_ids_run_out),
         T(test_rpc_nothing_listening),
-        T(test_rpc_read_buffer_shared_per_loop),
         T(test_rpc_server_loops),
     };
 #undef T

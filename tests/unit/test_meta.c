@@ -379,6 +379,84 @@ test_meta_request_head_declines_the_rest(void **state)
     }
 }
 
+// The shortcut for a known name takes only that name, first, with at most
+// a timeout after it; where it takes the bytes, the decoder reads the same.
+static void
+test_meta_request_head_match(void **state)
+{
+    (void) state;
+    static const struct {
+        const char *what;
+        uint8_t bytes[16];
+        size_t len;
+        bool match;
+        uint64_t timeout;
+    } cases[] = {
+        {"name only", {0x0A, 0x03, '/', 'a', 'b'}, 5, true, 0},
+        {"name, timeout", {0x0A, 0x03, '/', 'a', 'b', 0x10, 0x05}, 7, true, 5},
+        {"two-byte timeout",
+         {0x0A, 0x03, '/', 'a', 'b', 0x10, 0x80, 0x01},
+         8,
+         true,
+         128},
+        {"zero timeout written",
+         {0x0A, 0x03, '/', 'a', 'b', 0x10, 0x00},
+         7,
+         true,
+         0},
+        {"other name", {0x0A, 0x03, '/', 'a', 'c'}, 5, false, 0},
+        {"longer name", {0x0A, 0x04, '/', 'a', 'b', 'c'}, 6, false, 0},
+        {"name cut short", {0x0A, 0x03, '/', 'a'}, 4, false, 0},
+        {"timeout first", {0x10, 0x05, 0x0A, 0x03, '/', 'a', 'b'}, 7, false, 0},
+        {"user metadata after",
+         {0x0A, 0x03, '/', 'a', 'b', 0x1A, 0x00},
+         7,
+         false,
+         0},
+        {"timeout cut short",
+         {0x0A, 0x03, '/', 'a', 'b', 0x10, 0x80},
+         7,
+         false,
+         0},
+        {"two timeouts",
+         {0x0A, 0x03, '/', 'a', 'b', 0x10, 0x05, 0x10, 0x06},
+         9,
+         false,
+         0},
+        {"timeout of 2^63",
+         {0x0A, 0x03, '/', 'a', 'b', 0x10, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+          0x80, 0x80, 0x80, 0x01},
+         16,
+         false,
+         0},
+        {"empty", {0}, 0, false, 0},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint64_t t = 99;
+        bool match =
+            rr__request_head_match(cases[i].bytes, cases[i].len, "/ab", 3, &t);
+        if (match != cases[i].match)
+            fail_msg("%s: %s", cases[i].what, match ? "matched" : "missed");
+        if (!match)
+            continue;
+        assert_true(t == cases[i].timeout);
+        rr_request_head h;
+        assert_true(rr__request_head_decode(cases[i].bytes, cases[i].len, &h));
+        assert_int_equal(h.method_len, 3);
+        assert_memory_equal(h.method, "/ab", 3);
+        assert_true(h.timeout_us == t);
+    }
+    // A name of 128 bytes or more has a longer length prefix: never taken.
+    char name[129];
+    memset(name, 'n', sizeof(name));
+    uint8_t b[3 + sizeof(name)] = {0x0A, 0x81, 0x01};
+    memcpy(b + 3, name, sizeof(name));
+    uint64_t t;
+    assert_false(rr__request_head_match(b, sizeof(b), name, sizeof(name), &t));
+    assert_false(rr__request_head_match(b, 2, "", 0, &t));
+}
+
 static void
 test_meta_unpack_uses_given_allocator(void **state)
 {
@@ -476,6 +554,7 @@ main(void)
         cmocka_unit_test(test_meta_unpack_uses_given_allocator),
         cmocka_unit_test(test_meta_request_head_matches_protobuf_c),
         cmocka_unit_test(test_meta_request_head_declines_the_rest),
+        cmocka_unit_test(test_meta_request_head_match),
         cmocka_unit_test(test_meta_request_method_from_the_wire),
         cmocka_unit_test(test_meta_response_message_room),
     };
