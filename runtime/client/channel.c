@@ -176,6 +176,12 @@ rr__pc_deliver(ch_call *pc)
     if (pc->next != NULL)
         pc->next->prev = pc->prev;
 
+    if (pc->started_at > 0)
+        rr__log(RR_LOG_DEBUG, "call %s to %s: %s%s%s in %.3f ms",
+                pc->m->full_name, ch->target, rr_status_name(pc->status),
+                pc->message != NULL ? ": " : "",
+                pc->message != NULL ? pc->message : "",
+                (ev_time() - pc->started_at) * 1e3);
     rr_result res = {
         .status = pc->status,
         .message = pc->message != NULL ? pc->message : "",
@@ -508,6 +514,7 @@ ch_call_start(rr_channel *ch, const rr_method *method,
         *token = pc->token;
 
     ev_tstamp now = ev_now(ch->loop);
+    pc->started_at = rr__log_on(RR_LOG_DEBUG) ? ev_time() : 0;
     double t = o->timeout > 0 ? o->timeout : ch->opts.default_timeout;
     pc->deadline_at = t > 0 ? now + t : 0;
     if (o->parent != NULL) {

@@ -41,6 +41,7 @@ struct ch_call {
     ev_timer timer;         // the deadline
     rr__defer_node deliver; // the outcome, delivered from the loop
     ev_tstamp deadline_at;  // 0: none
+    ev_tstamp started_at;   // for the debug log line; 0 when it is off
     bool wait_for_ready;
     bool keep_reply;  // rr_channel_call_sync takes the reply
     rr__child child;  // under rr_call_opts.parent

@@ -47,6 +47,18 @@ rr__core_methods(const rr__core *core)
     return core->methods;
 }
 
+size_t
+rr__core_live(const rr__core *core, rr_call **out, size_t max)
+{
+    size_t n = 0;
+
+    for (rr_call *c = core->live; c != NULL; c = c->next, n++) {
+        if (n < max)
+            out[n] = c;
+    }
+    return n;
+}
+
 rr__method_memo *
 rr__core_memo(rr__core *core)
 {
@@ -255,12 +267,28 @@ call_completable(rr_call *call, const char *fn)
     return false;
 }
 
+// The debug line of a call, at its completion.
+static void
+call_log(const rr_call *call, rr_status status, const char *msg)
+{
+    double ms = (ev_time() - call->started_at) * 1e3;
+    bool late = atomic_load(&call->cancelled);
+
+    rr__log(RR_LOG_DEBUG, "call %s from %s: %s%s%s in %.3f ms%s",
+            call->m != NULL ? call->m->name : "?", call->peer,
+            rr_status_name(status), msg != NULL && *msg != '\0' ? ": " : "",
+            msg != NULL ? msg : "", ms,
+            late ? " (after its cancel, which the client got)" : "");
+}
+
 // Completes the call with a message reply, raw bytes, or a status.
 static void
 call_complete(rr_call *call, rr_status status, const char *msg,
               const ProtobufCMessage *reply, const uint8_t *raw, size_t raw_len)
 {
     // Claimed already (call_completable, or the mailbox's poster).
+    if (call->started_at > 0)
+        call_log(call, status, msg);
     if (!call->responded && call->sc != NULL) {
         rr__sconn_respond(call->sc, call->id, status, msg, reply, raw, raw_len);
         call_settle(call);

@@ -34,6 +34,7 @@
 #include "server/methods.h"
 #include "util/arena.h"
 #include "util/defer.h"
+#include "util/log.h"
 #include "util/poison.h"
 
 typedef struct rr_sconn rr_sconn;
@@ -49,6 +50,7 @@ struct rr_call {
     Rawrpc__V1__RequestMeta *meta; // only when it carried user metadata
     ev_timer deadline;
     ev_tstamp deadline_at; // loop time; 0 = none
+    ev_tstamp started_at;  // for the debug log line; 0 when it is off
     atomic_bool cancelled;
     bool responded; // its RESPONSE is sent, or can no longer be
     // Claimed by its first completion, from whichever thread: then in
@@ -86,6 +88,10 @@ rr__method_memo *rr__core_memo(rr__core *core);
 // or at once.  Every call must have let go of its connection.  Loop
 // thread.
 void rr__core_orphan(rr__core *core);
+
+// rr__core_live copies up to max of the core's calls not yet completed
+// into out and returns how many there are.  Loop thread.
+size_t rr__core_live(const rr__core *core, rr_call **out, size_t max);
 
 // rr__call_discard frees a call that was never started (its REQUEST was
 // answered already).
@@ -180,6 +186,7 @@ rr__call_new(rr__core *core, rr_sconn *sc, uint32_t id, const char *peer)
     call->cancel_cb = NULL;
     call->children = NULL;
     call->peer = peer; // the connection's; copied only if the call outlives it
+    call->started_at = rr__log_on(RR_LOG_DEBUG) ? ev_time() : 0;
     rr__call_link(&core->live, call);
     return call;
 }

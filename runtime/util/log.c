@@ -7,6 +7,7 @@
 
 #include "util/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,10 @@ static void log_default(rr_log_level level, const char *msg, void *arg);
 
 static rr_log_cb log_cb = log_default;
 static void *log_arg;
-static rr_log_level log_min = RR_LOG_WARN;
+// The threshold: RR_LOG_WARN, or $RAWRPC_LOG, read at the first use.
+// RR_LOG_OFF + 1 means not read yet.
+atomic_int rr__log_min = RR_LOG_OFF + 1;
+static pthread_once_t log_env_once = PTHREAD_ONCE_INIT;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error",
                                           "off"};
@@ -38,12 +42,35 @@ log_default(rr_log_level level, const char *msg, void *arg)
             level_names[level], msg);
 }
 
+static void
+log_env(void)
+{
+    const char *env = getenv("RAWRPC_LOG");
+    rr_log_level level = RR_LOG_WARN;
+
+    if (env != NULL && *env != '\0' && rr_log_level_parse(env, &level) != RR_OK)
+        fprintf(stderr,
+                "rawrpc: RAWRPC_LOG=%s is not one of debug, info, "
+                "warn, error, off: using warn\n",
+                env);
+    int unset = RR_LOG_OFF + 1;
+    atomic_compare_exchange_strong(&rr__log_min, &unset, (int) level);
+}
+
+int
+rr__log_threshold(void)
+{
+    pthread_once(&log_env_once, log_env);
+    return atomic_load_explicit(&rr__log_min, memory_order_relaxed);
+}
+
 void
 rr_log_set(rr_log_cb cb, void *arg, rr_log_level min)
 {
+    pthread_once(&log_env_once, log_env); // then min wins over it
     log_cb = cb != NULL ? cb : log_default;
     log_arg = cb != NULL ? arg : NULL;
-    log_min = min;
+    atomic_store(&rr__log_min, (int) min);
 }
 
 int
@@ -61,7 +88,7 @@ rr_log_level_parse(const char *name, rr_log_level *out)
 static bool
 log_enabled(rr_log_level level)
 {
-    return level >= log_min && level < RR_LOG_OFF;
+    return rr__log_on(level);
 }
 
 void

@@ -5,7 +5,25 @@
 #ifndef RR_LOG_H
 #define RR_LOG_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
+
 #include "rawrpc/rawrpc.h"
+
+extern atomic_int rr__log_min;
+int rr__log_threshold(void);
+
+// rr__log_on tells whether lines of level are logged: inline, for the
+// per-call debug line whose formatting must cost nothing when off.
+static inline bool
+rr__log_on(rr_log_level level)
+{
+    int min = atomic_load_explicit(&rr__log_min, memory_order_relaxed);
+
+    if (min > RR_LOG_OFF) // $RAWRPC_LOG not read yet
+        min = rr__log_threshold();
+    return (int) level >= min && level < RR_LOG_OFF;
+}
 
 // rr__log formats one line and hands it to the log callback, unless level
 // is below the threshold (then nothing is formatted).

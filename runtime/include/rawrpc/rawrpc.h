@@ -137,8 +137,12 @@ typedef void (*rr_log_cb)(rr_log_level level, const char *msg, void *arg);
 
 // rr_log_set routes the library's log lines to cb, which gets one line
 // without a trailing newline; lines below min are not even formatted.  The
-// default writes RR_LOG_WARN and up to stderr with a timestamp.  cb NULL
-// restores the default.  Call it before starting loops on other threads.
+// default writes RR_LOG_WARN and up to stderr with a timestamp, or from
+// the level the environment variable RAWRPC_LOG names ("debug", "info",
+// "warn", "error", "off"), until rr_log_set sets one.  At RR_LOG_DEBUG
+// the server and the channel log one line per call: method, peer or
+// target, status and duration.  cb NULL restores the default.  Call it
+// before starting loops on other threads.
 RR_API void rr_log_set(rr_log_cb cb, void *arg, rr_log_level min);
 
 // rr_log_level_parse turns "debug", "info", "warn", "error" or "off" into

@@ -30,6 +30,14 @@ typedef struct rr_testkit rr_testkit;
 RR_API int rr_testkit_new(rr_testkit **out, const rr_server_opts *sopts,
                           const rr_channel_opts *copts);
 
+// rr_testkit_new_in is rr_testkit_new for the test named test (the macro
+// below passes the calling function's name, which with cmocka is the
+// test's), so that rr_testkit_free can say which test left a call.
+RR_API int rr_testkit_new_in(rr_testkit **out, const rr_server_opts *sopts,
+                             const rr_channel_opts *copts, const char *test);
+#define rr_testkit_new(out, sopts, copts)                                      \
+    rr_testkit_new_in((out), (sopts), (copts), __func__)
+
 RR_API struct ev_loop *rr_testkit_loop(rr_testkit *kit);
 RR_API rr_server *rr_testkit_server(rr_testkit *kit);
 RR_API rr_channel *rr_testkit_channel(rr_testkit *kit);
@@ -41,9 +49,11 @@ RR_API uint16_t rr_testkit_port(rr_testkit *kit);
 RR_API bool rr_testkit_run_until(rr_testkit *kit, const bool *flag,
                                  double timeout);
 
-// rr_testkit_free frees the channel, the server and the loop.  Returns
-// RR_OK, or RR_ECLOSED when the process holds a different number of file
-// descriptors than before rr_testkit_new: something leaked one.
+// rr_testkit_free frees the channel, the server and the loop.  A call
+// whose handler never completed it is named on stderr (its method and
+// the test) and failed, and the result is RR_EINVAL.  Returns RR_OK,
+// RR_EINVAL so, or RR_ECLOSED when the process holds a different number
+// of file descriptors than before rr_testkit_new: something leaked one.
 RR_API int rr_testkit_free(rr_testkit *kit);
 
 #ifdef __cplusplus

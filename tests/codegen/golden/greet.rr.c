@@ -5,12 +5,11 @@
 /* ---- service demo.greet.Greeter ---- */
 
 const rr_method rr_demo__greet__greeter__say__method = {
-    RR_DEMO__GREET__GREETER__SAY__NAME, &demo__greet__hello__descriptor,
-    &demo__greet__greeting__descriptor};
+    RR_DEMO__GREET__GREETER__SAY__NAME, &demo__greet__hello__descriptor, &demo__greet__greeting__descriptor};
 
 static void
 rr_demo__greet__greeter__say__serve(rr_call *call, const ProtobufCMessage *req,
-                                    rr_stub_fn fn, void *arg)
+    rr_stub_fn fn, void *arg)
 {
     void (*h)(rr_call *, const Demo__Greet__Hello *, void *) =
         (void (*)(rr_call *, const Demo__Greet__Hello *, void *)) fn;
@@ -19,44 +18,34 @@ rr_demo__greet__greeter__say__serve(rr_call *call, const ProtobufCMessage *req,
 }
 
 int
-rr_demo__greet__greeter__say__reply(rr_call *call,
-                                    const Demo__Greet__Greeting *reply)
+rr_demo__greet__greeter__say__reply(rr_call *call, const Demo__Greet__Greeting *reply)
 {
     return rr_call_reply(call, reply != NULL ? &reply->base : NULL);
 }
 
 static void
-rr_demo__greet__greeter__say__done(const rr_result *res, rr_stub_fn fn,
-                                   void *arg)
+rr_demo__greet__greeter__say__done(const rr_result *res, rr_stub_fn fn, void *arg)
 {
     rr_demo__greet__greeter__say__cb cb = (rr_demo__greet__greeter__say__cb) fn;
 
-    cb(res->status, res->message, (const Demo__Greet__Greeting *) res->reply,
-       arg);
+    cb(res->status, res->message, (const Demo__Greet__Greeting *) res->reply, arg);
 }
 
 int
 rr_demo__greet__greeter__say(rr_channel *ch, const Demo__Greet__Hello *req,
-                             const rr_call_opts *opts,
-                             rr_demo__greet__greeter__say__cb cb, void *arg,
-                             uint64_t *token)
+    const rr_call_opts *opts, rr_demo__greet__greeter__say__cb cb, void *arg, uint64_t *token)
 {
     return rr_stub_call(ch, &rr_demo__greet__greeter__say__method,
-                        req != NULL ? &req->base : NULL, opts,
-                        rr_demo__greet__greeter__say__done, (rr_stub_fn) cb,
-                        arg, token);
+                        req != NULL ? &req->base : NULL, opts, rr_demo__greet__greeter__say__done,
+                        (rr_stub_fn) cb, arg, token);
 }
 
 rr_status
-rr_demo__greet__greeter__say__sync(rr_channel *ch,
-                                   const Demo__Greet__Hello *req,
-                                   const rr_call_opts *opts,
-                                   Demo__Greet__Greeting **reply,
-                                   char **message)
+rr_demo__greet__greeter__say__sync(rr_channel *ch, const Demo__Greet__Hello *req,
+    const rr_call_opts *opts, Demo__Greet__Greeting **reply, char **message)
 {
     ProtobufCMessage *m = NULL;
-    rr_status st = rr_channel_call_sync(
-        ch, &rr_demo__greet__greeter__say__method,
+    rr_status st = rr_channel_call_sync(ch, &rr_demo__greet__greeter__say__method,
         req != NULL ? &req->base : NULL, opts, &m, message);
 
     if (reply != NULL)
@@ -67,13 +56,11 @@ rr_demo__greet__greeter__say__sync(rr_channel *ch,
 }
 
 const rr_method rr_demo__greet__greeter__new__method = {
-    RR_DEMO__GREET__GREETER__NEW__NAME,
-    &demo__greet__hello__options__descriptor,
-    &demo__greet__hello__options__descriptor};
+    RR_DEMO__GREET__GREETER__NEW__NAME, &demo__greet__hello__options__descriptor, &demo__greet__hello__options__descriptor};
 
 static void
 rr_demo__greet__greeter__new__serve(rr_call *call, const ProtobufCMessage *req,
-                                    rr_stub_fn fn, void *arg)
+    rr_stub_fn fn, void *arg)
 {
     void (*h)(rr_call *, const Demo__Greet__Hello__Options *, void *) =
         (void (*)(rr_call *, const Demo__Greet__Hello__Options *, void *)) fn;
@@ -82,45 +69,34 @@ rr_demo__greet__greeter__new__serve(rr_call *call, const ProtobufCMessage *req,
 }
 
 int
-rr_demo__greet__greeter__new__reply(rr_call *call,
-                                    const Demo__Greet__Hello__Options *reply)
+rr_demo__greet__greeter__new__reply(rr_call *call, const Demo__Greet__Hello__Options *reply)
 {
     return rr_call_reply(call, reply != NULL ? &reply->base : NULL);
 }
 
 static void
-rr_demo__greet__greeter__new__done(const rr_result *res, rr_stub_fn fn,
-                                   void *arg)
+rr_demo__greet__greeter__new__done(const rr_result *res, rr_stub_fn fn, void *arg)
 {
     rr_demo__greet__greeter__new__cb cb = (rr_demo__greet__greeter__new__cb) fn;
 
-    cb(res->status, res->message,
-       (const Demo__Greet__Hello__Options *) res->reply, arg);
+    cb(res->status, res->message, (const Demo__Greet__Hello__Options *) res->reply, arg);
 }
 
 int
-rr_demo__greet__greeter__new(rr_channel *ch,
-                             const Demo__Greet__Hello__Options *req,
-                             const rr_call_opts *opts,
-                             rr_demo__greet__greeter__new__cb cb, void *arg,
-                             uint64_t *token)
+rr_demo__greet__greeter__new(rr_channel *ch, const Demo__Greet__Hello__Options *req,
+    const rr_call_opts *opts, rr_demo__greet__greeter__new__cb cb, void *arg, uint64_t *token)
 {
     return rr_stub_call(ch, &rr_demo__greet__greeter__new__method,
-                        req != NULL ? &req->base : NULL, opts,
-                        rr_demo__greet__greeter__new__done, (rr_stub_fn) cb,
-                        arg, token);
+                        req != NULL ? &req->base : NULL, opts, rr_demo__greet__greeter__new__done,
+                        (rr_stub_fn) cb, arg, token);
 }
 
 rr_status
-rr_demo__greet__greeter__new__sync(rr_channel *ch,
-                                   const Demo__Greet__Hello__Options *req,
-                                   const rr_call_opts *opts,
-                                   Demo__Greet__Hello__Options **reply,
-                                   char **message)
+rr_demo__greet__greeter__new__sync(rr_channel *ch, const Demo__Greet__Hello__Options *req,
+    const rr_call_opts *opts, Demo__Greet__Hello__Options **reply, char **message)
 {
     ProtobufCMessage *m = NULL;
-    rr_status st = rr_channel_call_sync(
-        ch, &rr_demo__greet__greeter__new__method,
+    rr_status st = rr_channel_call_sync(ch, &rr_demo__greet__greeter__new__method,
         req != NULL ? &req->base : NULL, opts, &m, message);
 
     if (reply != NULL)
@@ -131,9 +107,8 @@ rr_demo__greet__greeter__new__sync(rr_channel *ch,
 }
 
 int
-rr_demo__greet__greeter__register(
-    rr_server *srv, const rr_demo__greet__greeter__handlers *handlers,
-    void *arg)
+rr_demo__greet__greeter__register(rr_server *srv,
+    const rr_demo__greet__greeter__handlers *handlers, void *arg)
 {
     static const rr_stub_handler tramps[2] = {
         rr_demo__greet__greeter__say__serve,
@@ -144,20 +119,17 @@ rr_demo__greet__greeter__register(
         (rr_stub_fn) handlers->new_,
     };
 
-    return rr_stub_add_service(srv, &demo__greet__greeter__descriptor, tramps,
-                               fns, arg);
+    return rr_stub_add_service(srv, &demo__greet__greeter__descriptor, tramps, fns, arg);
 }
 
 /* ---- service demo.greet.Counter ---- */
 
 const rr_method rr_demo__greet__counter__count__method = {
-    RR_DEMO__GREET__COUNTER__COUNT__NAME, &demo__greet__hello__descriptor,
-    &demo__greet__greeting__descriptor};
+    RR_DEMO__GREET__COUNTER__COUNT__NAME, &demo__greet__hello__descriptor, &demo__greet__greeting__descriptor};
 
 static void
-rr_demo__greet__counter__count__serve(rr_call *call,
-                                      const ProtobufCMessage *req,
-                                      rr_stub_fn fn, void *arg)
+rr_demo__greet__counter__count__serve(rr_call *call, const ProtobufCMessage *req,
+    rr_stub_fn fn, void *arg)
 {
     void (*h)(rr_call *, const Demo__Greet__Hello *, void *) =
         (void (*)(rr_call *, const Demo__Greet__Hello *, void *)) fn;
@@ -166,45 +138,34 @@ rr_demo__greet__counter__count__serve(rr_call *call,
 }
 
 int
-rr_demo__greet__counter__count__reply(rr_call *call,
-                                      const Demo__Greet__Greeting *reply)
+rr_demo__greet__counter__count__reply(rr_call *call, const Demo__Greet__Greeting *reply)
 {
     return rr_call_reply(call, reply != NULL ? &reply->base : NULL);
 }
 
 static void
-rr_demo__greet__counter__count__done(const rr_result *res, rr_stub_fn fn,
-                                     void *arg)
+rr_demo__greet__counter__count__done(const rr_result *res, rr_stub_fn fn, void *arg)
 {
-    rr_demo__greet__counter__count__cb cb =
-        (rr_demo__greet__counter__count__cb) fn;
+    rr_demo__greet__counter__count__cb cb = (rr_demo__greet__counter__count__cb) fn;
 
-    cb(res->status, res->message, (const Demo__Greet__Greeting *) res->reply,
-       arg);
+    cb(res->status, res->message, (const Demo__Greet__Greeting *) res->reply, arg);
 }
 
 int
 rr_demo__greet__counter__count(rr_channel *ch, const Demo__Greet__Hello *req,
-                               const rr_call_opts *opts,
-                               rr_demo__greet__counter__count__cb cb, void *arg,
-                               uint64_t *token)
+    const rr_call_opts *opts, rr_demo__greet__counter__count__cb cb, void *arg, uint64_t *token)
 {
     return rr_stub_call(ch, &rr_demo__greet__counter__count__method,
-                        req != NULL ? &req->base : NULL, opts,
-                        rr_demo__greet__counter__count__done, (rr_stub_fn) cb,
-                        arg, token);
+                        req != NULL ? &req->base : NULL, opts, rr_demo__greet__counter__count__done,
+                        (rr_stub_fn) cb, arg, token);
 }
 
 rr_status
-rr_demo__greet__counter__count__sync(rr_channel *ch,
-                                     const Demo__Greet__Hello *req,
-                                     const rr_call_opts *opts,
-                                     Demo__Greet__Greeting **reply,
-                                     char **message)
+rr_demo__greet__counter__count__sync(rr_channel *ch, const Demo__Greet__Hello *req,
+    const rr_call_opts *opts, Demo__Greet__Greeting **reply, char **message)
 {
     ProtobufCMessage *m = NULL;
-    rr_status st = rr_channel_call_sync(
-        ch, &rr_demo__greet__counter__count__method,
+    rr_status st = rr_channel_call_sync(ch, &rr_demo__greet__counter__count__method,
         req != NULL ? &req->base : NULL, opts, &m, message);
 
     if (reply != NULL)
@@ -215,9 +176,8 @@ rr_demo__greet__counter__count__sync(rr_channel *ch,
 }
 
 int
-rr_demo__greet__counter__register(
-    rr_server *srv, const rr_demo__greet__counter__handlers *handlers,
-    void *arg)
+rr_demo__greet__counter__register(rr_server *srv,
+    const rr_demo__greet__counter__handlers *handlers, void *arg)
 {
     static const rr_stub_handler tramps[1] = {
         rr_demo__greet__counter__count__serve,
@@ -226,6 +186,5 @@ rr_demo__greet__counter__register(
         (rr_stub_fn) handlers->count,
     };
 
-    return rr_stub_add_service(srv, &demo__greet__counter__descriptor, tramps,
-                               fns, arg);
+    return rr_stub_add_service(srv, &demo__greet__counter__descriptor, tramps, fns, arg);
 }

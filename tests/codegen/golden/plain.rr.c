@@ -5,12 +5,11 @@
 /* ---- service Switch ---- */
 
 const rr_method rr_switch__ping__method = {
-    RR_SWITCH__PING__NAME, &google__protobuf__empty__descriptor,
-    &google__protobuf__empty__descriptor};
+    RR_SWITCH__PING__NAME, &google__protobuf__empty__descriptor, &google__protobuf__empty__descriptor};
 
 static void
 rr_switch__ping__serve(rr_call *call, const ProtobufCMessage *req,
-                       rr_stub_fn fn, void *arg)
+    rr_stub_fn fn, void *arg)
 {
     void (*h)(rr_call *, const Google__Protobuf__Empty *, void *) =
         (void (*)(rr_call *, const Google__Protobuf__Empty *, void *)) fn;
@@ -29,29 +28,25 @@ rr_switch__ping__done(const rr_result *res, rr_stub_fn fn, void *arg)
 {
     rr_switch__ping__cb cb = (rr_switch__ping__cb) fn;
 
-    cb(res->status, res->message, (const Google__Protobuf__Empty *) res->reply,
-       arg);
+    cb(res->status, res->message, (const Google__Protobuf__Empty *) res->reply, arg);
 }
 
 int
 rr_switch__ping(rr_channel *ch, const Google__Protobuf__Empty *req,
-                const rr_call_opts *opts, rr_switch__ping__cb cb, void *arg,
-                uint64_t *token)
+    const rr_call_opts *opts, rr_switch__ping__cb cb, void *arg, uint64_t *token)
 {
     return rr_stub_call(ch, &rr_switch__ping__method,
-                        req != NULL ? &req->base : NULL, opts,
-                        rr_switch__ping__done, (rr_stub_fn) cb, arg, token);
+                        req != NULL ? &req->base : NULL, opts, rr_switch__ping__done,
+                        (rr_stub_fn) cb, arg, token);
 }
 
 rr_status
 rr_switch__ping__sync(rr_channel *ch, const Google__Protobuf__Empty *req,
-                      const rr_call_opts *opts, Google__Protobuf__Empty **reply,
-                      char **message)
+    const rr_call_opts *opts, Google__Protobuf__Empty **reply, char **message)
 {
     ProtobufCMessage *m = NULL;
     rr_status st = rr_channel_call_sync(ch, &rr_switch__ping__method,
-                                        req != NULL ? &req->base : NULL, opts,
-                                        &m, message);
+        req != NULL ? &req->base : NULL, opts, &m, message);
 
     if (reply != NULL)
         *reply = (Google__Protobuf__Empty *) m;
@@ -60,13 +55,12 @@ rr_switch__ping__sync(rr_channel *ch, const Google__Protobuf__Empty *req,
     return st;
 }
 
-const rr_method rr_switch__greet__method = {RR_SWITCH__GREET__NAME,
-                                            &demo__greet__hello__descriptor,
-                                            &demo__greet__greeting__descriptor};
+const rr_method rr_switch__greet__method = {
+    RR_SWITCH__GREET__NAME, &demo__greet__hello__descriptor, &demo__greet__greeting__descriptor};
 
 static void
 rr_switch__greet__serve(rr_call *call, const ProtobufCMessage *req,
-                        rr_stub_fn fn, void *arg)
+    rr_stub_fn fn, void *arg)
 {
     void (*h)(rr_call *, const Demo__Greet__Hello *, void *) =
         (void (*)(rr_call *, const Demo__Greet__Hello *, void *)) fn;
@@ -85,29 +79,25 @@ rr_switch__greet__done(const rr_result *res, rr_stub_fn fn, void *arg)
 {
     rr_switch__greet__cb cb = (rr_switch__greet__cb) fn;
 
-    cb(res->status, res->message, (const Demo__Greet__Greeting *) res->reply,
-       arg);
+    cb(res->status, res->message, (const Demo__Greet__Greeting *) res->reply, arg);
 }
 
 int
 rr_switch__greet(rr_channel *ch, const Demo__Greet__Hello *req,
-                 const rr_call_opts *opts, rr_switch__greet__cb cb, void *arg,
-                 uint64_t *token)
+    const rr_call_opts *opts, rr_switch__greet__cb cb, void *arg, uint64_t *token)
 {
     return rr_stub_call(ch, &rr_switch__greet__method,
-                        req != NULL ? &req->base : NULL, opts,
-                        rr_switch__greet__done, (rr_stub_fn) cb, arg, token);
+                        req != NULL ? &req->base : NULL, opts, rr_switch__greet__done,
+                        (rr_stub_fn) cb, arg, token);
 }
 
 rr_status
 rr_switch__greet__sync(rr_channel *ch, const Demo__Greet__Hello *req,
-                       const rr_call_opts *opts, Demo__Greet__Greeting **reply,
-                       char **message)
+    const rr_call_opts *opts, Demo__Greet__Greeting **reply, char **message)
 {
     ProtobufCMessage *m = NULL;
     rr_status st = rr_channel_call_sync(ch, &rr_switch__greet__method,
-                                        req != NULL ? &req->base : NULL, opts,
-                                        &m, message);
+        req != NULL ? &req->base : NULL, opts, &m, message);
 
     if (reply != NULL)
         *reply = (Demo__Greet__Greeting *) m;
@@ -117,8 +107,8 @@ rr_switch__greet__sync(rr_channel *ch, const Demo__Greet__Hello *req,
 }
 
 int
-rr_switch__register(rr_server *srv, const rr_switch__handlers *handlers,
-                    void *arg)
+rr_switch__register(rr_server *srv,
+    const rr_switch__handlers *handlers, void *arg)
 {
     static const rr_stub_handler tramps[2] = {
         rr_switch__ping__serve,
