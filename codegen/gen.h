@@ -7,7 +7,9 @@
 #ifndef RRGEN_GEN_H
 #define RRGEN_GEN_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "emit.h"
 #include "google/protobuf/descriptor.pb-c.h"
@@ -23,6 +25,7 @@ typedef struct gen_method {
     char *in_desc;    // "demo__say_request__descriptor"
     char *out_desc;
     const char *comment; // leading comment in the .proto, or NULL
+    bool streaming;      // not generated (no streaming yet): name only
 } gen_method;
 
 typedef struct gen_service {
@@ -40,6 +43,17 @@ typedef struct gen_file {
     char *guard;       // include guard
     gen_service *services;
     size_t n_services;
+    // For reflection: the file's rr_file_desc, its FileDescriptorProto
+    // without source info, the rr_file_desc names of the imports rawrpc
+    // generates too (the well-known types are not among them), and the
+    // fully qualified names the file defines.
+    char *file_var; // "rr_demo_2fecho_2eproto__file"
+    uint8_t *fdp;
+    size_t fdp_len;
+    char **deps;
+    size_t n_deps;
+    char **symbols;
+    size_t n_symbols;
 } gen_file;
 
 // gen_model fills *out from f.  Returns 0; -1 with a message in err for

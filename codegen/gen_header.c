@@ -26,6 +26,14 @@ header_server(emit *e, const gen_service *s)
                 s->prefix);
     for (size_t i = 0; i < s->n_methods; i++) {
         const gen_method *m = &s->methods[i];
+        if (m->streaming) {
+            emit_printf(e,
+                        "    /* %s is streaming, which rawrpc does not "
+                        "support yet: no stubs;\n"
+                        "     * it answers UNIMPLEMENTED. */\n",
+                        m->name);
+            continue;
+        }
         emit_comment(e, "    ", m->comment);
         emit_printf(e,
                     "    void (*%s)(rr_call *call, const %s *req, void "
@@ -42,6 +50,8 @@ header_server(emit *e, const gen_service *s)
                 s->prefix, s->prefix);
     for (size_t i = 0; i < s->n_methods; i++) {
         const gen_method *m = &s->methods[i];
+        if (m->streaming)
+            continue;
         emit_printf(e,
                     "\n/* Completes a call of %s with OK and reply, packed "
                     "before it returns. */\n"
@@ -56,6 +66,8 @@ header_client(emit *e, const gen_service *s)
     emit_printf(e, "\n/* Client side. */\n");
     for (size_t i = 0; i < s->n_methods; i++) {
         const gen_method *m = &s->methods[i];
+        if (m->streaming)
+            continue;
         emit_printf(e,
                     "\n/* The outcome of %s: reply is non-NULL only when "
                     "status is RR_STATUS_OK,\n"
@@ -105,6 +117,11 @@ gen_header(emit *e, const gen_file *f)
                 "#endif\n\n"
                 "#ifdef __cplusplus\nextern \"C\" {\n#endif\n",
                 f->proto, f->guard, f->guard, f->base, f->base);
+    emit_printf(e,
+                "\n/* %s, for server reflection: its register functions "
+                "add it. */\n"
+                "extern const rr_file_desc %s;\n",
+                f->proto, f->file_var);
     if (f->n_services == 0)
         emit_printf(e, "\n/* %s defines no services. */\n", f->proto);
     for (size_t si = 0; si < f->n_services; si++) {
@@ -115,8 +132,10 @@ gen_header(emit *e, const gen_file *f)
             continue;
         }
         emit_comment(e, "", s->comment);
-        for (size_t i = 0; i < s->n_methods; i++)
-            header_method_consts(e, &s->methods[i]);
+        for (size_t i = 0; i < s->n_methods; i++) {
+            if (!s->methods[i].streaming)
+                header_method_consts(e, &s->methods[i]);
+        }
         header_server(e, s);
         header_client(e, s);
     }

@@ -48,11 +48,10 @@ method_model(gen_method *gm, const gen_service *gs,
              size_t errsz)
 {
     if (md->client_streaming || md->server_streaming) {
-        snprintf(err, errsz,
-                 "method %s.%s is streaming; rawrpc does not support "
-                 "streaming methods yet",
-                 gs->full_name, md->name);
-        return -1;
+        // Until rawrpc streams: no stubs, and UNIMPLEMENTED if called.
+        gm->name = md->name;
+        gm->streaming = true;
+        return 0;
     }
     char *lower = names_camel_to_lower(md->name);
     if (lower == NULL)
@@ -138,6 +137,90 @@ service_model(gen_service *gs, const Google__Protobuf__FileDescriptorProto *f,
     return 0;
 }
 
+// Appends strdup(name) to *list; -2 when out of memory.
+static int
+list_add(char ***list, size_t *n, char *name)
+{
+    char **p = realloc(*list, (*n + 1) * sizeof(*p));
+
+    if (p == NULL || name == NULL) {
+        free(name);
+        if (p != NULL)
+            *list = p;
+        return -2;
+    }
+    *list = p;
+    p[(*n)++] = name;
+    return 0;
+}
+
+static int
+symbols_enums(gen_file *out, const char *scope,
+              Google__Protobuf__EnumDescriptorProto *const *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (list_add(&out->symbols, &out->n_symbols,
+                     *scope ? concat(scope, ".", e[i]->name)
+                            : strdup(e[i]->name)) != 0)
+            return -2;
+    }
+    return 0;
+}
+
+// Every message and enum under scope, nested ones too.
+static int
+symbols_messages(gen_file *out, const char *scope,
+                 Google__Protobuf__DescriptorProto *const *m, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *name =
+            *scope ? concat(scope, ".", m[i]->name) : strdup(m[i]->name);
+        if (list_add(&out->symbols, &out->n_symbols, name) != 0 ||
+            symbols_enums(out, name, m[i]->enum_type, m[i]->n_enum_type) != 0 ||
+            symbols_messages(out, name, m[i]->nested_type,
+                             m[i]->n_nested_type) != 0)
+            return -2;
+    }
+    return 0;
+}
+
+// The reflection model: symbols and the generated imports.
+static int
+reflection_model(gen_file *out, const Google__Protobuf__FileDescriptorProto *f)
+{
+    const char *pkg = f->package != NULL ? f->package : "";
+    char *id = names_file_id(f->name);
+
+    out->file_var = id != NULL ? concat("rr_", id, "__file") : NULL;
+    free(id);
+    if (out->file_var == NULL ||
+        symbols_messages(out, pkg, f->message_type, f->n_message_type) != 0 ||
+        symbols_enums(out, pkg, f->enum_type, f->n_enum_type) != 0)
+        return -2;
+    for (size_t si = 0; si < out->n_services; si++) {
+        const gen_service *gs = &out->services[si];
+        if (gs->full_name == NULL ||
+            list_add(&out->symbols, &out->n_symbols, strdup(gs->full_name)))
+            return -2;
+        for (size_t mi = 0; mi < gs->n_methods; mi++) {
+            if (list_add(&out->symbols, &out->n_symbols,
+                         concat(gs->full_name, ".", gs->methods[mi].name)))
+                return -2;
+        }
+    }
+    for (size_t i = 0; i < f->n_dependency; i++) {
+        if (strncmp(f->dependency[i], "google/protobuf/", 16) == 0)
+            continue; // the well-known types: the tools know them
+        char *dep = names_file_id(f->dependency[i]);
+        int rv = list_add(&out->deps, &out->n_deps,
+                          dep != NULL ? concat("rr_", dep, "__file") : NULL);
+        free(dep);
+        if (rv != 0)
+            return -2;
+    }
+    return 0;
+}
+
 int
 gen_model(gen_file *out, const Google__Protobuf__FileDescriptorProto *f,
           char *err, size_t errsz)
@@ -158,7 +241,7 @@ gen_model(gen_file *out, const Google__Protobuf__FileDescriptorProto *f,
         if (rv != 0)
             return rv;
     }
-    return 0;
+    return reflection_model(out, f);
 }
 
 void
@@ -185,5 +268,13 @@ gen_model_free(gen_file *m)
     free(m->services);
     free(m->base);
     free(m->guard);
+    free(m->file_var);
+    free(m->fdp);
+    for (size_t i = 0; i < m->n_deps; i++)
+        free(m->deps[i]);
+    free(m->deps);
+    for (size_t i = 0; i < m->n_symbols; i++)
+        free(m->symbols[i]);
+    free(m->symbols);
     memset(m, 0, sizeof(*m));
 }

@@ -84,6 +84,39 @@ add_output(gen_response *resp, const char *base, const char *suffix, emit *e)
     return 0;
 }
 
+// The file's descriptor as reflection hands it out: without the source
+// info (comments and spans), which only protoc's plugins need.  0 or -2.
+static int
+pack_descriptor(gen_file *model, const Google__Protobuf__FileDescriptorProto *f)
+{
+    Google__Protobuf__FileDescriptorProto copy = *f;
+
+    copy.source_code_info = NULL;
+    model->fdp_len = protobuf_c_message_get_packed_size(&copy.base);
+    model->fdp = malloc(model->fdp_len > 0 ? model->fdp_len : 1);
+    if (model->fdp == NULL)
+        return -2;
+    protobuf_c_message_pack(&copy.base, model->fdp);
+    return 0;
+}
+
+// Streaming methods get no stubs until rawrpc streams: protoc shows this.
+static void
+warn_streaming(const gen_file *model)
+{
+    for (size_t si = 0; si < model->n_services; si++) {
+        const gen_service *s = &model->services[si];
+        for (size_t mi = 0; mi < s->n_methods; mi++) {
+            if (s->methods[mi].streaming)
+                fprintf(stderr,
+                        "protoc-gen-rawrpc: %s: %s.%s is streaming, which "
+                        "rawrpc does not support yet: no stubs for it (it "
+                        "answers UNIMPLEMENTED)\n",
+                        model->proto, s->full_name, s->methods[mi].name);
+        }
+    }
+}
+
 // Generates x.rr.h and x.rr.c for f.  0, -1 (resp->error set), -2.
 static int
 generate(gen_response *resp, const Google__Protobuf__FileDescriptorProto *f)
@@ -95,6 +128,10 @@ generate(gen_response *resp, const Google__Protobuf__FileDescriptorProto *f)
     // A file without services still gets its two files, so a build can
     // list the outputs of every .proto without reading it.
     int rv = gen_model(&model, f, err, sizeof(err));
+    if (rv == 0)
+        rv = pack_descriptor(&model, f);
+    if (rv == 0)
+        warn_streaming(&model);
     if (rv == -1) {
         size_t n = strlen(f->name) + strlen(err) + 3;
         resp->error = malloc(n);

@@ -17,7 +17,9 @@ struct rr__methods {
     atomic_uint refs;
     bool frozen;
     rr__method *tab;
-    size_t cap, n; // cap: 0 or a power of two
+    size_t cap, n;              // cap: 0 or a power of two
+    const rr_file_desc **files; // for reflection, each once
+    size_t n_files, cap_files;
 };
 
 rr__methods *
@@ -45,6 +47,7 @@ rr__methods_unref(rr__methods *t)
     for (size_t i = 0; i < t->cap; i++)
         free(t->tab[i].name);
     free(t->tab);
+    free(t->files);
     free(t);
 }
 
@@ -161,4 +164,89 @@ bool
 rr__methods_frozen(const rr__methods *t)
 {
     return t->frozen;
+}
+
+// ------------------------------------------------------------ reflection
+
+static bool
+file_known(const rr__methods *t, const rr_file_desc *file)
+{
+    for (size_t i = 0; i < t->n_files; i++) {
+        if (t->files[i] == file || strcmp(t->files[i]->name, file->name) == 0)
+            return true;
+    }
+    return false;
+}
+
+int
+rr__methods_add_file(rr__methods *t, const rr_file_desc *file)
+{
+    if (t->frozen)
+        return RR_EINVAL;
+    if (file_known(t, file))
+        return RR_OK;
+    if (t->n_files == t->cap_files) {
+        size_t cap = t->cap_files ? t->cap_files * 2 : 8;
+        // An array of pointers: the size is a pointer's.
+        // NOLINTNEXTLINE(bugprone-sizeof-expression)
+        const rr_file_desc **p = realloc(t->files, cap * sizeof(*p));
+        if (p == NULL)
+            return RR_ENOMEM;
+        t->files = p;
+        t->cap_files = cap;
+    }
+    t->files[t->n_files++] = file;
+    for (size_t i = 0; file->deps != NULL && file->deps[i] != NULL; i++) {
+        int rv = rr__methods_add_file(t, file->deps[i]);
+        if (rv != RR_OK)
+            return rv;
+    }
+    return RR_OK;
+}
+
+const rr_file_desc *
+rr__methods_file_named(const rr__methods *t, const char *name)
+{
+    for (size_t i = 0; i < t->n_files; i++) {
+        if (strcmp(t->files[i]->name, name) == 0)
+            return t->files[i];
+    }
+    return NULL;
+}
+
+const rr_file_desc *
+rr__methods_file_defining(const rr__methods *t, const char *symbol)
+{
+    for (size_t i = 0; i < t->n_files; i++) {
+        const char *const *s = t->files[i]->symbols;
+        for (size_t j = 0; s != NULL && s[j] != NULL; j++) {
+            if (strcmp(s[j], symbol) == 0)
+                return t->files[i];
+        }
+    }
+    return NULL;
+}
+
+void
+rr__methods_services(const rr__methods *t,
+                     void (*fn)(const char *service, size_t len, void *arg),
+                     void *arg)
+{
+    // Each method's name is "/pkg.Service/Method": a service is reported
+    // with the first of its methods in the table.
+    for (size_t i = 0; i < t->cap; i++) {
+        const rr__method *m = &t->tab[i];
+        if (m->name == NULL)
+            continue;
+        const char *svc = m->name + 1;
+        size_t len = (size_t) (strrchr(m->name, '/') - svc);
+        bool first = true;
+        for (size_t j = 0; j < i && first; j++) {
+            const rr__method *o = &t->tab[j];
+            first = o->name == NULL || strncmp(o->name + 1, svc, len) != 0 ||
+                    o->name[1 + len] != '/';
+        }
+        if (first)
+            fn(svc, len, arg);
+    }
 }

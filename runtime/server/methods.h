@@ -43,6 +43,24 @@ void rr__methods_unref(rr__methods *t);
 int rr__methods_add(rr__methods *t, const ProtobufCServiceDescriptor *svc,
                     unsigned i, const rr__method *how);
 
+// rr__methods_add_file records file and its deps for reflection (each
+// once).  Returns RR_OK, RR_EINVAL (frozen) or RR_ENOMEM.
+int rr__methods_add_file(rr__methods *t, const rr_file_desc *file);
+
+// rr__methods_file_named and rr__methods_file_defining find a recorded
+// file by its name, or by a symbol it defines; NULL when none does.
+const rr_file_desc *rr__methods_file_named(const rr__methods *t,
+                                           const char *name);
+const rr_file_desc *rr__methods_file_defining(const rr__methods *t,
+                                              const char *symbol);
+
+// rr__methods_services calls fn(service, arg) once for each service with
+// a registered method ("pkg.Service"), in no particular order.
+void rr__methods_services(const rr__methods *t,
+                          void (*fn)(const char *service, size_t len,
+                                     void *arg),
+                          void *arg);
+
 // rr__methods_freeze makes the table read-only, for good.
 void rr__methods_freeze(rr__methods *t);
 bool rr__methods_frozen(const rr__methods *t);

@@ -16,7 +16,9 @@
 #include <cmocka.h>
 
 #include "greet.rr.h"
+#include "grpc/reflection/v1/reflection.pb-c.h"
 #include "harness.h"
+#include "mixed.rr.h"
 #include "plain.rr.h"
 
 static void
@@ -175,11 +177,186 @@ test_codegen_typed_calls(void **state)
     fx_teardown(&fx);
 }
 
+// ------------------------------------------------------------ reflection
+
+typedef Grpc__Reflection__V1__ServerReflectionRequest refl_req;
+typedef Grpc__Reflection__V1__ServerReflectionResponse refl_resp;
+
+static const rr_method reflection_info = {
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    &grpc__reflection__v1__server_reflection_request__descriptor,
+    &grpc__reflection__v1__server_reflection_response__descriptor};
+
+static refl_resp *
+reflect(fixture *fx, refl_req *req)
+{
+    ProtobufCMessage *reply = NULL;
+    char *msg = NULL;
+
+    rr_status st = rr_channel_call_sync(fx->ch, &reflection_info, &req->base,
+                                        NULL, &reply, &msg);
+    if (st != RR_STATUS_OK)
+        fail_msg("reflection: %s: %s", rr_status_name(st), msg);
+    free(msg);
+    return (refl_resp *) reply;
+}
+
+static refl_resp *
+reflect_symbol(fixture *fx, const char *symbol)
+{
+    refl_req req = GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__INIT;
+
+    req.message_request_case =
+        GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_SYMBOL;
+    req.file_containing_symbol = (char *) symbol;
+    return reflect(fx, &req);
+}
+
+static bool
+has_service(const refl_resp *r, const char *name)
+{
+    const Grpc__Reflection__V1__ListServiceResponse *l =
+        r->list_services_response;
+
+    for (size_t i = 0; l != NULL && i < l->n_service; i++) {
+        if (strcmp(l->service[i]->name, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool
+blob_is(const ProtobufCBinaryData *b, const rr_file_desc *f)
+{
+    return b->len == f->descriptor_len &&
+           memcmp(b->data, f->descriptor, b->len) == 0;
+}
+
+// The services registered, and the descriptors the generated code
+// embeds, for a symbol (with the files it imports) or a file name; an
+// unknown symbol is NOT_FOUND, an unsupported request UNIMPLEMENTED.
+static void
+test_codegen_reflection(void **state)
+{
+    (void) state;
+    fixture fx;
+    const rr_demo__greet__greeter__handlers greeter = {.say = say};
+    const rr_switch__handlers sw = {.ping = ping};
+    int pings = 0;
+
+    assert_int_equal(fx_setup(&fx, 30.0, NULL, NULL), 0);
+    assert_int_equal(rr_demo__greet__greeter__register(fx.srv, &greeter, NULL),
+                     RR_OK);
+    assert_int_equal(rr_switch__register(fx.srv, &sw, &pings), RR_OK);
+    assert_int_equal(rr_server_enable_reflection(fx.srv), RR_OK);
+
+    refl_req req = GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__INIT;
+    req.host = (char *) "h";
+    req.message_request_case =
+        GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES;
+    req.list_services = (char *) "";
+    refl_resp *r = reflect(&fx, &req);
+    assert_string_equal(r->valid_host, "h");
+    assert_true(has_service(r, "demo.greet.Greeter"));
+    assert_true(has_service(r, "Switch"));
+    assert_true(has_service(r, "grpc.reflection.v1.ServerReflection"));
+    assert_true(has_service(r, "rrtest.Test")); // the fixture's
+    assert_int_equal(r->list_services_response->n_service, 4);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+
+    r = reflect_symbol(&fx, "demo.greet.Greeter.Say");
+    assert_int_equal(
+        r->message_response_case,
+        GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_FILE_DESCRIPTOR_RESPONSE);
+    assert_int_equal(r->file_descriptor_response->n_file_descriptor_proto, 1);
+    assert_true(blob_is(&r->file_descriptor_response->file_descriptor_proto[0],
+                        &rr_greet_2eproto__file));
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+
+    // A nested message of plain.proto: the file first, then its import
+    // (the well-known empty.proto is the tools' own).
+    r = reflect_symbol(&fx, "Switch");
+    const Grpc__Reflection__V1__FileDescriptorResponse *fd =
+        r->file_descriptor_response;
+    assert_non_null(fd);
+    assert_int_equal(fd->n_file_descriptor_proto, 2);
+    assert_true(
+        blob_is(&fd->file_descriptor_proto[0], &rr_plain_2eproto__file));
+    assert_true(
+        blob_is(&fd->file_descriptor_proto[1], &rr_greet_2eproto__file));
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+
+    req.message_request_case =
+        GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME;
+    req.file_by_filename = (char *) "greet.proto";
+    r = reflect(&fx, &req);
+    assert_non_null(r->file_descriptor_response);
+    assert_true(blob_is(&r->file_descriptor_response->file_descriptor_proto[0],
+                        &rr_greet_2eproto__file));
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+
+    r = reflect_symbol(&fx, "demo.greet.Nope");
+    assert_non_null(r->error_response);
+    assert_int_equal(r->error_response->error_code, RR_STATUS_NOT_FOUND);
+    assert_non_null(
+        strstr(r->error_response->error_message, "demo.greet.Nope"));
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+
+    req.message_request_case =
+        GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE;
+    req.all_extension_numbers_of_type = (char *) "demo.greet.Hello";
+    r = reflect(&fx, &req);
+    assert_non_null(r->error_response);
+    assert_int_equal(r->error_response->error_code, RR_STATUS_UNIMPLEMENTED);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    fx_teardown(&fx);
+}
+
+// ------------------------------------------------------- mixed streaming
+
+static void
+hello(rr_call *call, const Mixed__M *req, void *arg)
+{
+    (void) arg;
+    rr_mixed__chat__hello__reply(call, req);
+}
+
+// The unary methods of a service with streaming ones have their stubs;
+// a streaming method, called anyway, answers UNIMPLEMENTED.
+static void
+test_codegen_mixed_streaming(void **state)
+{
+    (void) state;
+    fixture fx;
+    const rr_mixed__chat__handlers chat = {.hello = hello, .bye = NULL};
+
+    assert_int_equal(fx_setup(&fx, 30.0, NULL, NULL), 0);
+    assert_int_equal(rr_mixed__chat__register(fx.srv, &chat, NULL), RR_OK);
+    Mixed__M m = MIXED__M__INIT, *reply = NULL;
+    m.text = (char *) "hi";
+    assert_int_equal(rr_mixed__chat__hello__sync(fx.ch, &m, NULL, &reply, NULL),
+                     RR_STATUS_OK);
+    assert_string_equal(reply->text, "hi");
+    protobuf_c_message_free_unpacked(&reply->base, NULL);
+    assert_int_equal(rr_mixed__chat__bye__sync(fx.ch, &m, NULL, NULL, NULL),
+                     RR_STATUS_UNIMPLEMENTED);
+    const rr_method talk = {"/mixed.Chat/Talk", &mixed__m__descriptor,
+                            &mixed__m__descriptor};
+    ProtobufCMessage *out = NULL;
+    assert_int_equal(
+        rr_channel_call_sync(fx.ch, &talk, &m.base, NULL, &out, NULL),
+        RR_STATUS_UNIMPLEMENTED);
+    assert_null(out);
+    fx_teardown(&fx);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_codegen_typed_calls),
+        cmocka_unit_test(test_codegen_reflection),
+        cmocka_unit_test(test_codegen_mixed_streaming),
     };
     return cmocka_run_group_tests_name("codegen", tests, NULL, NULL);
 }

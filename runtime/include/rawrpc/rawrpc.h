@@ -275,6 +275,14 @@ RR_API int rr_server_add_service(rr_server *srv,
                                  const ProtobufCServiceDescriptor *svc,
                                  const rr_handler_cb *handlers, void *arg);
 
+// rr_server_enable_reflection serves grpc.reflection.v1's
+// ServerReflection service (unary until rawrpc streams; same messages):
+// the services srv serves, and the .proto file descriptors the generated
+// register functions gave it, for a file name or a symbol, with what
+// they import.  The `rawrpc` command-line tool uses it.  Errors as
+// rr_server_add_service.
+RR_API int rr_server_enable_reflection(rr_server *srv);
+
 // rr_server_listen binds and listens on address, one of
 //   "host:port"   an IPv4 address, or a host name, resolved here, once,
 //                 blocking, to its first address (a numeric address

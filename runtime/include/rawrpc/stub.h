@@ -37,6 +37,25 @@ RR_API int rr_stub_add_service(rr_server *srv,
                                const rr_stub_handler *tramps,
                                const rr_stub_fn *fns, void *arg);
 
+// A .proto file as the generated code knows it, for server reflection:
+// its name, its serialized google.protobuf.FileDescriptorProto (as protoc
+// gave it to the plugin, without source info), the files it imports that
+// were generated too, and the fully qualified names it defines (messages,
+// enums, services and "pkg.Service.Method"), both lists NULL-terminated.
+typedef struct rr_file_desc {
+    const char *name;
+    const uint8_t *descriptor;
+    size_t descriptor_len;
+    const struct rr_file_desc *const *deps;
+    const char *const *symbols;
+} rr_file_desc;
+
+// rr_stub_add_file makes file (and its deps, transitively) known to srv's
+// reflection; adding one twice is a no-op.  file must outlive the server.
+// Returns RR_OK, RR_EINVAL (after the first rr_server_listen of a server
+// with more than one loop, as for services) or RR_ENOMEM.
+RR_API int rr_stub_add_file(rr_server *srv, const rr_file_desc *file);
+
 // rr_stub_call is rr_channel_call whose completion runs
 // tramp(res, fn, arg).
 RR_API int rr_stub_call(rr_channel *ch, const rr_method *method,

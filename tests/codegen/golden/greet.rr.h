@@ -15,6 +15,9 @@
 extern "C" {
 #endif
 
+/* greet.proto, for server reflection: its register functions add it. */
+extern const rr_file_desc rr_greet_2eproto__file;
+
 /* ---- service demo.greet.Greeter ---- */
 
 /*

@@ -15,6 +15,9 @@
 extern "C" {
 #endif
 
+/* plain.proto, for server reflection: its register functions add it. */
+extern const rr_file_desc rr_plain_2eproto__file;
+
 /* ---- service Switch ---- */
 
 /*
