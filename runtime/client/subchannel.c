@@ -321,6 +321,14 @@ cc_stop_using(ch_conn *cc)
         cc_retire(cc);
 }
 
+static int
+id_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+
+    return (x > y) - (x < y);
+}
+
 // GOAWAY: calls above last_call_id never ran, so they go back to the
 // queue for a new connection; the rest finish here.
 static void
@@ -340,9 +348,13 @@ cc_goaway(ch_conn *cc, const rr_frame *f)
     // calls fail with UNAVAILABLE when the connection closes instead.)
     uint32_t *ids = malloc((cc->calls.count + 1) * sizeof(*ids));
     size_t n = ids != NULL ? rr__idmap_keys(&cc->calls, ids) : 0;
-    for (size_t i = 0; i < n; i++) {
+    // Back at the queue's head in the order they were sent: the highest
+    // ID first, each in front of the last.
+    if (n > 1)
+        qsort(ids, n, sizeof(*ids), id_cmp);
+    for (size_t i = n; i-- > 0;) {
         if (ids[i] <= g.last_call_id)
-            continue;
+            break;
         void *v = rr__idmap_del(&cc->calls, ids[i]);
         if (v != ZOMBIE) {
             ch_call *pc = v;

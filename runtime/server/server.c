@@ -214,7 +214,8 @@ rr__server_adopt(rr_server *srv, int fd, const struct sockaddr *sa,
     char peer[80];
 
     rr__addr_format(sa, len, peer, sizeof(peer));
-    if (srv->n_conns >= srv->opts.max_connections || srv->shutting) {
+    if (srv->n_conns >= srv->opts.max_connections || srv->shutting ||
+        srv->freed) {
         rr__log(RR_LOG_WARN, "%s: refused: %" PRIu32 " connections open", peer,
                 srv->n_conns);
         close(fd);
@@ -816,14 +817,12 @@ srv_loops_done(void *arg)
 }
 
 // A freed server goes once none of its callbacks is on the stack.  Its
-// calls still held by handlers live on in the orphaned core, which goes
-// with the last of them.
+// calls still held by handlers live on in the core rr_server_free
+// orphaned, which goes with the last of them.
 void
 rr__server_destroy(rr_server *srv)
 {
-    rr__core_orphan(srv->core);
-    srv->core = NULL;
-    srv_unmake(srv);
+    srv_unmake(srv); // its core was orphaned by rr_server_free
 }
 
 void
@@ -848,5 +847,10 @@ rr_server_free(rr_server *srv)
     if (srv->spare_fd >= 0)
         close(srv->spare_fd);
     srv->spare_fd = -1;
+    // The calls let go of the server now, not when the callback that
+    // freed it unwinds: from here on they belong to no loop, and a worker
+    // may complete one at once (server/call.h).
+    rr__core_orphan(srv->core);
+    srv->core = NULL;
     rr__server_release(srv); // destroys now, or once the callbacks unwind
 }

@@ -30,6 +30,7 @@
 
 #include "client/channel.h"
 #include "harness.h"
+#include "codec/meta.h"
 
 // ------------------------------------------------------------ the heap
 
@@ -873,6 +874,77 @@ test_channel_respects_server_metadata_limit(void **state)
     assert_string_equal(p.text, "vvvvvvvvvv");
 }
 
+// Reads REQUEST frames from a raw server's side until n, and writes
+// their Echo texts into texts (up to 8 bytes each).
+static void
+read_requests(rawpeer *p, size_t n, char texts[][8])
+{
+    for (size_t i = 0; i < n;) {
+        rr_frame f;
+        assert_true(rawpeer_frame(p, &f));
+        if (f.type != RR_FRAME_REQUEST)
+            continue;
+        Rrtest__Echo *e = rrtest__echo__unpack(NULL, rr__frame_payload_len(&f),
+                                               rr__frame_payload(&f));
+        assert_non_null(e);
+        snprintf(texts[i++], 8, "%s", e->text);
+        rrtest__echo__free_unpacked(e, NULL);
+    }
+}
+
+// A GOAWAY sends the calls above its last_call_id back to the queue,
+// which sends them again on a new connection in the order they were
+// made (they came back last-first).
+static void
+test_channel_goaway_requeues_in_order(void **state)
+{
+    fixture *fx = *state;
+    uint16_t port;
+    int l = rawpeer_listen(&port);
+    char target[64], texts[5][8];
+    rr_channel *ch;
+    outcome o[5];
+
+    snprintf(target, sizeof(target), "127.0.0.1:%u", (unsigned) port);
+    assert_int_equal(rr_channel_new(&ch, fx->loop, target, NULL), RR_OK);
+    for (int i = 0; i < 5; i++) {
+        Rrtest__Echo req = RRTEST__ECHO__INIT;
+        char text[8];
+        snprintf(text, sizeof(text), "c%d", i);
+        req.text = text;
+        memset(&o[i], 0, sizeof(o[i]));
+        assert_int_equal(rr_channel_call(ch, &test_methods[M_ECHO], &req.base,
+                                         NULL, result_cb, &o[i], NULL),
+                         RR_OK);
+    }
+    rawpeer p, q;
+    rawpeer_accept(&p, fx, l);
+    rawpeer_handshake(&p);
+    read_requests(&p, 5, texts);
+    for (int i = 0; i < 5; i++) {
+        char want[8];
+        snprintf(want, sizeof(want), "c%d", i);
+        assert_string_equal(texts[i], want);
+    }
+    rawpeer_send_goaway(&p, 1, RR_GOAWAY_NO_ERROR, "moving");
+    rawpeer_accept(&q, fx, l);
+    rawpeer_handshake(&q);
+    read_requests(&q, 4, texts);
+    for (int i = 0; i < 4; i++) {
+        char want[8];
+        snprintf(want, sizeof(want), "c%d", i + 1);
+        if (strcmp(texts[i], want) != 0)
+            fail_msg("request %d on the new connection is %s, not %s", i,
+                     texts[i], want);
+    }
+    rawpeer_close(&p);
+    rawpeer_close(&q);
+    for (int i = 0; i < 5; i++)
+        fx_wait(fx, &o[i]);
+    rr_channel_free(ch);
+    close(l);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -892,6 +964,7 @@ main(int argc, char **argv)
         T(test_channel_sync_statuses_and_messages),
         T(test_channel_reserved_metadata_keys_refused),
         T(test_channel_respects_server_metadata_limit),
+        T(test_channel_goaway_requeues_in_order),
     };
 #undef T
     return cmocka_run_group_tests_name("channel", tests, NULL, NULL);

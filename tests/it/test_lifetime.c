@@ -690,6 +690,122 @@ test_lifetime_free_server_from_shutdown_callback(void **state)
     }
 }
 
+// rr_server_free inside a handler, as an outside review tried it: the
+// calls let go of the server inside the free, not when the handler
+// returns.  Before, until then rr_call_loop still gave the loop, a cancel
+// callback waiting for the next iteration ran only after the free, one
+// registered after the free ran too, and a worker completing a call in
+// that window took the loop's path from its own thread (a race that
+// could leak the core).
+typedef struct in_handler {
+    fixture *fx;
+    int waiting_runs; // the cancel callback that waited for the loop
+    bool waiting_ran_inside;
+    int late_runs;   // registered after the free: must never run
+    bool loops_null; // rr_call_loop of every held call, inside
+    bool worker_saw_null;
+    bool freed;
+} in_handler;
+
+static void
+on_cancel_waiting(rr_call *call, void *arg)
+{
+    in_handler *ih = arg;
+
+    (void) call;
+    ih->waiting_runs++;
+}
+
+static void
+on_cancel_late(rr_call *call, void *arg)
+{
+    in_handler *ih = arg;
+
+    (void) call;
+    ih->late_runs++;
+}
+
+typedef struct worker_job {
+    rr_call *call;
+    bool saw_null;
+} worker_job;
+
+static void *
+worker_run(void *arg)
+{
+    worker_job *j = arg;
+
+    j->saw_null = rr_call_loop(j->call) == NULL;
+    rr_call_fail_from_thread(j->call, RR_STATUS_ABORTED, "from a worker");
+    return NULL;
+}
+
+static void
+h_free_in_handler(rr_call *call, const ProtobufCMessage *req, void *arg)
+{
+    fixture *fx = arg;
+    in_handler *ih = fx->user;
+    pthread_t t;
+
+    (void) req;
+    // held[0] was cancelled by its client: this waits for the loop.
+    rr_call_on_cancel(fx->held[0], on_cancel_waiting, ih);
+    rr_server_free(fx->srv);
+    ih->freed = true;
+    ih->waiting_ran_inside = ih->waiting_runs == 1;
+    ih->loops_null = rr_call_loop(call) == NULL &&
+                     rr_call_loop(fx->held[0]) == NULL &&
+                     rr_call_loop(fx->held[1]) == NULL;
+    rr_call_on_cancel(fx->held[1], on_cancel_late, ih);
+    worker_job j = {fx->held[1], false};
+    assert_int_equal(pthread_create(&t, NULL, worker_run, &j), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    ih->worker_saw_null = j.saw_null;
+    rr_call_fail(fx->held[0], RR_STATUS_ABORTED, "late");
+    fx->held[0] = fx->held[1] = NULL;
+    rr_call_fail(call, RR_STATUS_ABORTED, "freed its server");
+}
+
+static void
+test_lifetime_free_server_inside_handler(void **state)
+{
+    fixture *fx = *state;
+    in_handler ih = {.fx = fx};
+    outcome o[3];
+    uint64_t token;
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+
+    fx->user = &ih;
+    fx->handlers[M_UNSET] = h_keep;
+    fx->handlers[M_META] = h_free_in_handler;
+    assert_int_equal(fx_restart(fx, NULL, NULL), 0);
+    req.text = (char *) "a";
+    memset(o, 0, sizeof(o));
+    assert_int_equal(rr_channel_call(fx->ch, &test_methods[M_UNSET], &req.base,
+                                     NULL, result_cb, &o[0], &token),
+                     RR_OK);
+    fx_call(fx, M_UNSET, "b", NULL, &o[1]);
+    while (fx->n_held < 2 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    assert_int_equal(rr_channel_cancel(fx->ch, token), RR_OK);
+    while (!rr_call_cancelled(fx->held[0]) && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    fx_call(fx, M_META, "free", NULL, &o[2]);
+    while (!ih.freed && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    fx->srv = NULL;
+    fx->n_held = 0;
+    ev_run(fx->loop, EVRUN_NOWAIT);
+    assert_true(ih.waiting_ran_inside);
+    assert_int_equal(ih.waiting_runs, 1);
+    assert_true(ih.loops_null);
+    assert_true(ih.worker_saw_null);
+    assert_int_equal(ih.late_runs, 0);
+    for (int i = 0; i < 3; i++)
+        fx_wait(fx, &o[i]); // the connection went with the server
+    fx->user = NULL;
+}
+
 int
 main(void)
 {
@@ -709,6 +825,7 @@ main(void)
         T(test_lifetime_call_loop_after_free),
         T(test_lifetime_loop_init_frees_server),
         T(test_lifetime_free_server_from_shutdown_callback),
+        T(test_lifetime_free_server_inside_handler),
     };
 #undef T
     return cmocka_run_group_tests_name("lifetime", tests, NULL, NULL);

@@ -334,6 +334,53 @@ rawpeer_connect(rawpeer *p, fixture *fx)
     ev_io_start(fx->loop, &p->io);
 }
 
+static void
+accept_ready_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void) revents;
+    ev_io_stop(loop, w);
+}
+
+void
+rawpeer_accept(rawpeer *p, fixture *fx, int listen_fd)
+{
+    ev_io w;
+
+    memset(p, 0, sizeof(*p));
+    p->fx = fx;
+    ev_io_init(&w, accept_ready_cb, listen_fd, EV_READ);
+    for (;;) {
+        p->fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (p->fd >= 0)
+            break;
+        assert_true(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+        if (fx->guard_fired)
+            fail_msg("guard timer fired while waiting for a connection");
+        ev_io_start(fx->loop, &w);
+        ev_run(fx->loop, EVRUN_ONCE);
+        ev_io_stop(fx->loop, &w);
+    }
+    rr__buf_init(&p->in, (size_t) 64 * 1024 * 1024);
+    ev_io_init(&p->io, rawpeer_io_cb, p->fd, EV_READ);
+    ev_io_start(fx->loop, &p->io);
+}
+
+int
+rawpeer_listen(uint16_t *port)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    socklen_t len = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    assert_true(fd >= 0);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *) &sin, sizeof(sin)), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *) &sin, &len), 0);
+    *port = ntohs(sin.sin_port);
+    return fd;
+}
+
 void
 rawpeer_send(rawpeer *p, const void *buf, size_t len)
 {

@@ -98,6 +98,11 @@ typedef struct rawpeer {
 
 // rawpeer_connect opens a plain socket to the fixture's server.
 void rawpeer_connect(rawpeer *p, fixture *fx);
+// rawpeer_listen opens a non-blocking listener on 127.0.0.1:0 (a raw
+// server for a channel) and sets *port; rawpeer_accept runs the loop
+// until a connection arrives on it and takes it as p.
+int rawpeer_listen(uint16_t *port);
+void rawpeer_accept(rawpeer *p, fixture *fx, int listen_fd);
 // rawpeer_send writes all of buf (blocking is fine on loopback).
 void rawpeer_send(rawpeer *p, const void *buf, size_t len);
 // rawpeer_handshake sends a valid preface and SETTINGS.
