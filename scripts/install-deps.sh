@@ -16,6 +16,7 @@ pkgs=(
     clang-format clang-tidy cppcheck
     iproute2 nftables # the fault suite's network namespaces
     python3 python3-protobuf # the interop suite (tests/interop)
+    tshark # the dissector's test (tests/wireshark); brings dumpcap
     "$@"
 )
 
@@ -32,5 +33,8 @@ echo "install-deps: installing ${missing[*]}" >&2
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
+# wireshark-common asks whether non-root users may capture: no.
+echo "wireshark-common wireshark-common/install-setuid boolean false" |
+    $sudo debconf-set-selections 2>/dev/null || true
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
