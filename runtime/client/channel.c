@@ -186,7 +186,10 @@ rr__pc_deliver(ch_call *pc)
         .status = pc->status,
         .message = pc->message != NULL ? pc->message : "",
         .reply = pc->status == RR_STATUS_OK ? pc->reply : NULL,
+        .reply_data = pc->status == RR_STATUS_OK ? pc->reply_data : NULL,
+        .reply_len = pc->status == RR_STATUS_OK ? pc->reply_len : 0,
     };
+    pc->reply_data = NULL; // a frame's bytes: valid during the callback
     rr__ch_hold(ch);
     if (pc->tramp != NULL)
         pc->tramp(&res, pc->fn, pc->arg);
@@ -325,16 +328,28 @@ rr__ch_fail_queue(rr_channel *ch, const char *why)
 // ---------------------------------------------------------------- calls
 
 // Copies the packed request and the metadata into one allocation.
+// What a call sends: a message to pack, or (raw) bytes packed already
+// and the method's name, which are copied too.
+typedef struct ch_req {
+    const ProtobufCMessage *msg;
+    const uint8_t *raw;
+    size_t raw_len;
+    const char *raw_method;
+} ch_req;
+
 static int
-pc_pack(ch_call *pc, const ProtobufCMessage *req, const rr_call_opts *o)
+pc_pack(ch_call *pc, const ch_req *req, const rr_call_opts *o)
 {
-    size_t n = protobuf_c_message_get_packed_size(req);
+    size_t n = req->msg != NULL ? protobuf_c_message_get_packed_size(req->msg)
+                                : req->raw_len;
     size_t md_bytes = 0;
+    size_t name_len = req->msg != NULL ? 0 : strlen(req->raw_method) + 1;
 
     for (size_t i = 0; i < o->n_metadata; i++)
         md_bytes += strlen(o->metadata[i].key) + 1 + o->metadata[i].value_len;
     size_t md_at = (n + 15) & ~(size_t) 15;
-    size_t total = md_at + o->n_metadata * sizeof(rr_metadata) + md_bytes;
+    size_t total =
+        md_at + o->n_metadata * sizeof(rr_metadata) + md_bytes + name_len;
     if (pc->payload == NULL || total > pc->payload_cap) {
         size_t cap = total > 64 ? total : 64;
         uint8_t *np = malloc(cap);
@@ -345,7 +360,10 @@ pc_pack(ch_call *pc, const ProtobufCMessage *req, const rr_call_opts *o)
         pc->payload_cap = cap;
     }
     uint8_t *p = pc->payload;
-    protobuf_c_message_pack(req, p);
+    if (req->msg != NULL)
+        protobuf_c_message_pack(req->msg, p);
+    else if (n > 0)
+        memcpy(p, req->raw, n);
     pc->payload_len = n;
     pc->md = (rr_metadata *) (void *) (p + md_at);
     pc->n_md = o->n_metadata;
@@ -360,6 +378,11 @@ pc_pack(ch_call *pc, const ProtobufCMessage *req, const rr_call_opts *o)
         pc->md[i].value = (const uint8_t *) s;
         pc->md[i].value_len = o->metadata[i].value_len;
         s += o->metadata[i].value_len;
+    }
+    if (name_len > 0) { // raw: the name, and a method without descriptors
+        memcpy(s, req->raw_method, name_len);
+        pc->raw_m = (rr_method){s, NULL, NULL};
+        pc->m = &pc->raw_m;
     }
     return RR_OK;
 }
@@ -452,10 +475,9 @@ typedef struct ch_done {
 // what was wrong; on an error nothing is left behind and the callback
 // never runs.
 static int
-ch_call_start(rr_channel *ch, const rr_method *method,
-              const ProtobufCMessage *req, const rr_call_opts *opts,
-              const ch_done *done, uint64_t *token, bool keep_reply,
-              const char **why)
+ch_call_start(rr_channel *ch, const rr_method *method, const ch_req *req,
+              const rr_call_opts *opts, const ch_done *done, uint64_t *token,
+              bool keep_reply, const char **why)
 {
     static const rr_call_opts no_opts;
     const rr_call_opts *o = &no_opts;
@@ -472,9 +494,12 @@ ch_call_start(rr_channel *ch, const rr_method *method,
         o = &taken;
     }
 
-    if (ch == NULL || method == NULL || req == NULL ||
+    bool raw = req->msg == NULL;
+    if (ch == NULL || (method == NULL && !raw) ||
         (done->cb == NULL && (done->tramp == NULL || done->fn == NULL)) ||
-        req->descriptor != method->input ||
+        (!raw && req->msg->descriptor != method->input) ||
+        (raw && (req->raw_method == NULL || req->raw_method[0] != '/' ||
+                 (req->raw == NULL && req->raw_len > 0))) ||
         (o->n_metadata > 0 && o->metadata == NULL)) {
         *why = "invalid argument";
         return RR_EINVAL;
@@ -485,7 +510,8 @@ ch_call_start(rr_channel *ch, const rr_method *method,
     }
     if ((*why = md_refuse(ch, o)) != NULL) {
         rr__log(RR_LOG_ERROR, "%s: %s (the budget is %zu bytes)",
-                method->full_name, *why, ch->opts.max_metadata_size);
+                raw ? req->raw_method : method->full_name, *why,
+                ch->opts.max_metadata_size);
         return RR_EINVAL;
     }
     *why = "out of memory";
@@ -499,7 +525,8 @@ ch_call_start(rr_channel *ch, const rr_method *method,
         return RR_ENOMEM;
     }
     *why = NULL;
-    pc->m = method;
+    if (!raw)
+        pc->m = method; // a raw call's is its own (pc_pack)
     pc->cb = done->cb;
     pc->tramp = done->tramp;
     pc->fn = done->fn;
@@ -548,9 +575,24 @@ rr_channel_call(rr_channel *ch, const rr_method *method,
                 rr_result_cb cb, void *arg, uint64_t *token)
 {
     ch_done done = {.cb = cb, .arg = arg};
+    ch_req r = {.msg = req};
     const char *why;
 
-    return ch_call_start(ch, method, req, opts, &done, token, false, &why);
+    if (req == NULL)
+        return RR_EINVAL;
+    return ch_call_start(ch, method, &r, opts, &done, token, false, &why);
+}
+
+int
+rr_channel_call_raw(rr_channel *ch, const char *method, const uint8_t *req,
+                    size_t len, const rr_call_opts *opts, rr_result_cb cb,
+                    void *arg, uint64_t *token)
+{
+    ch_done done = {.cb = cb, .arg = arg};
+    ch_req r = {.raw = req, .raw_len = len, .raw_method = method};
+    const char *why;
+
+    return ch_call_start(ch, NULL, &r, opts, &done, token, false, &why);
 }
 
 int
@@ -559,9 +601,12 @@ rr_stub_call(rr_channel *ch, const rr_method *method,
              rr_stub_result tramp, rr_stub_fn fn, void *arg, uint64_t *token)
 {
     ch_done done = {.tramp = tramp, .fn = fn, .arg = arg};
+    ch_req r = {.msg = req};
     const char *why;
 
-    return ch_call_start(ch, method, req, opts, &done, token, false, &why);
+    if (req == NULL)
+        return RR_EINVAL;
+    return ch_call_start(ch, method, &r, opts, &done, token, false, &why);
 }
 
 int
@@ -628,7 +673,12 @@ rr_channel_call_sync(rr_channel *ch, const rr_method *method,
     // (which completes our call too).
     struct ev_loop *loop = ch->loop;
     ch_done done = {.cb = sync_cb, .arg = &st};
-    int rv = ch_call_start(ch, method, req, opts, &done, NULL, true, &why);
+    ch_req r = {.msg = req};
+    int rv = req == NULL ? RR_EINVAL
+                         : ch_call_start(ch, method, &r, opts, &done, NULL,
+                                         true, &why);
+    if (req == NULL)
+        why = "invalid argument";
     if (rv != RR_OK)
         return sync_refuse(rv == RR_ENOMEM ? RR_STATUS_RESOURCE_EXHAUSTED
                                            : RR_STATUS_INVALID_ARGUMENT,

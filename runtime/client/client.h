@@ -33,7 +33,10 @@ struct ch_call {
     ch_conn *cc; // set while sent and unanswered (subchannel.c)
     uint32_t id;
     uint64_t token; // 0: none was asked for
-    const rr_method *m;
+    const rr_method *m;   // the caller's, or &raw_m
+    rr_method raw_m;      // rr_channel_call_raw's: a name, no descriptors
+    const uint8_t *reply_data; // a raw call's reply, during delivery
+    size_t reply_len;
     rr_result_cb cb;      // or:
     rr_stub_result tramp; // a generated trampoline with
     rr_stub_fn fn;        // its typed callback

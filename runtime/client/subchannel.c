@@ -247,7 +247,11 @@ cc_response(ch_conn *cc, const rr_frame *f)
     }
     rr_channel *ch = cc->sub->ch;
     bool shared = false;
-    if (status == RR_STATUS_OK) {
+    if (status == RR_STATUS_OK && pc->m->output == NULL) {
+        // A raw call: the bytes as they came, during the callback.
+        pc->reply_data = rr__frame_payload(f);
+        pc->reply_len = rr__frame_payload_len(f);
+    } else if (status == RR_STATUS_OK) {
         // Into an arena: no malloc; the blocking API hands the reply to
         // its caller, so that one is malloc'd.
         shared = !pc->keep_reply && !ch->replies_busy;

@@ -945,6 +945,71 @@ test_channel_goaway_requeues_in_order(void **state)
     close(l);
 }
 
+typedef struct raw_seen {
+    int runs;
+    rr_status status;
+    bool no_reply; // res->reply stayed NULL
+    char text[64];
+    char message[64];
+} raw_seen;
+
+static void
+raw_cb(const rr_result *res, void *arg)
+{
+    raw_seen *r = arg;
+
+    r->runs++;
+    r->status = res->status;
+    r->no_reply = res->reply == NULL;
+    snprintf(r->message, sizeof(r->message), "%s", res->message);
+    if (res->reply_data != NULL) {
+        Rrtest__Echo *e =
+            rrtest__echo__unpack(NULL, res->reply_len, res->reply_data);
+        assert_non_null(e);
+        snprintf(r->text, sizeof(r->text), "%s", e->text);
+        rrtest__echo__free_unpacked(e, NULL);
+    }
+}
+
+// rr_channel_call_raw: bytes in, bytes out, by the method's name; the
+// statuses as for any call; a name that is no method's full name is
+// refused before anything is sent.
+static void
+test_channel_raw_calls(void **state)
+{
+    fixture *fx = *state;
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+    uint8_t buf[64];
+    raw_seen r = {0}, f = {0}, u = {0};
+
+    req.text = (char *) "raw";
+    size_t n = rrtest__echo__pack(&req, buf);
+    assert_int_equal(rr_channel_call_raw(fx->ch, "/rrtest.Test/Echo", buf, n,
+                                         NULL, raw_cb, &r, NULL),
+                     RR_OK);
+    assert_int_equal(rr_channel_call_raw(fx->ch, "/rrtest.Test/Fail", buf, n,
+                                         NULL, raw_cb, &f, NULL),
+                     RR_OK);
+    assert_int_equal(rr_channel_call_raw(fx->ch, "/rrtest.Test/Nope", NULL, 0,
+                                         NULL, raw_cb, &u, NULL),
+                     RR_OK);
+    assert_int_equal(r.runs + f.runs + u.runs, 0); // never before return
+    while ((r.runs == 0 || f.runs == 0 || u.runs == 0) && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    assert_int_equal(r.status, RR_STATUS_OK);
+    assert_true(r.no_reply);
+    assert_string_equal(r.text, "raw");
+    assert_int_equal(f.status, RR_STATUS_NOT_FOUND);
+    assert_string_equal(f.message, "no such key");
+    assert_int_equal(u.status, RR_STATUS_UNIMPLEMENTED);
+    assert_int_equal(rr_channel_call_raw(fx->ch, "rrtest.Test/Echo", buf, n,
+                                         NULL, raw_cb, &r, NULL),
+                     RR_EINVAL);
+    assert_int_equal(rr_channel_call_raw(fx->ch, "/rrtest.Test/Echo", NULL, 3,
+                                         NULL, raw_cb, &r, NULL),
+                     RR_EINVAL);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -965,6 +1030,7 @@ main(int argc, char **argv)
         T(test_channel_reserved_metadata_keys_refused),
         T(test_channel_respects_server_metadata_limit),
         T(test_channel_goaway_requeues_in_order),
+        T(test_channel_raw_calls),
     };
 #undef T
     return cmocka_run_group_tests_name("channel", tests, NULL, NULL);

@@ -472,9 +472,24 @@ typedef struct rr_result {
     rr_status status;
     const char *message; // "" when OK; never NULL
     const ProtobufCMessage *reply;
+    // rr_channel_call_raw's reply, not unpacked: reply_len bytes, valid
+    // until the callback returns (NULL and 0 for every other call).
+    const uint8_t *reply_data;
+    size_t reply_len;
 } rr_result;
 
 typedef void (*rr_result_cb)(const rr_result *res, void *arg);
+
+// rr_channel_call_raw calls method by its full name ("/pkg.Service/
+// Method") with len bytes of a request packed already, for a program
+// without the generated code (the `rawrpc` command-line caller: its
+// messages come from descriptors at run time).  The reply is not
+// unpacked: on OK, res->reply is NULL and res->reply_data and
+// res->reply_len hold its bytes.  Everything else is as rr_channel_call.
+RR_API int rr_channel_call_raw(rr_channel *ch, const char *method,
+                               const uint8_t *req, size_t len,
+                               const struct rr_call_opts *opts,
+                               rr_result_cb cb, void *arg, uint64_t *token);
 
 // rr_channel_call starts a call of method with req, which is packed
 // before the function returns (the caller may free it at once).  *token,
