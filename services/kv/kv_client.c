@@ -2,9 +2,14 @@
 //
 // rawrpc-kv -- a command-line client of rawrpc-kv-server.
 //
-//   rawrpc-kv [--host H] [--port P] [--deadline-ms MS] [--log-level L] CMD
+//   rawrpc-kv [--host H] [--port P] [--target ADDR] [--deadline-ms MS]
+//             [--log-level L] CMD
 //   CMD: put KEY VALUE | get KEY | del KEY | list [PREFIX] | sleep MS |
 //        health [SERVICE]
+//
+// --target takes a whole address ("host:port", "[v6]:port",
+// "unix:/path") instead of --host and --port.  health asks any server
+// that serves rawrpc.health.v1.Health, not only rawrpc-kv-server.
 //
 // A failed call prints "STATUS_NAME: message" on stderr and exits 1; a
 // usage error exits 2.
@@ -20,8 +25,8 @@
 static void
 usage(FILE *fp)
 {
-    fprintf(fp, "usage: rawrpc-kv [--host H] [--port P] [--deadline-ms MS] "
-                "[--log-level L] CMD\n"
+    fprintf(fp, "usage: rawrpc-kv [--host H] [--port P] [--target ADDR] "
+                "[--deadline-ms MS] [--log-level L] CMD\n"
                 "  put KEY VALUE | get KEY | del KEY | list [PREFIX] |\n"
                 "  sleep MS | health [SERVICE]\n");
 }
@@ -133,12 +138,13 @@ run(rr_channel *ch, const rr_call_opts *o, int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-    const char *host = "127.0.0.1", *port = "7411";
+    const char *host = "127.0.0.1", *port = "7411", *addr = NULL;
     double deadline_ms = 0;
     rr_log_level level = RR_LOG_WARN;
     static const struct option longopts[] = {
         {"host", required_argument, NULL, 'H'},
         {"port", required_argument, NULL, 'p'},
+        {"target", required_argument, NULL, 't'},
         {"deadline-ms", required_argument, NULL, 'd'},
         {"log-level", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
@@ -153,6 +159,9 @@ main(int argc, char **argv)
             break;
         case 'p':
             port = optarg;
+            break;
+        case 't':
+            addr = optarg;
             break;
         case 'd':
             deadline_ms = strtod(optarg, NULL);
@@ -178,8 +187,11 @@ main(int argc, char **argv)
     rr_log_set(NULL, NULL, level);
 
     char target[300];
-    snprintf(target, sizeof(target), strchr(host, ':') ? "[%s]:%s" : "%s:%s",
-             host, port);
+    if (addr != NULL)
+        snprintf(target, sizeof(target), "%s", addr);
+    else
+        snprintf(target, sizeof(target),
+                 strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     rr_channel_opts co;
     rr_channel_opts_init(&co);
