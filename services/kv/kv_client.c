@@ -8,13 +8,15 @@
 //        health [SERVICE]
 //
 // --target takes a whole address ("host:port", "[v6]:port",
-// "unix:/path") instead of --host and --port.  health asks any server
-// that serves rawrpc.health.v1.Health, not only rawrpc-kv-server.
+// "unix:/path") instead of --host and --port (the last given wins).  health
+// asks any server that serves rawrpc.health.v1.Health, not only
+// rawrpc-kv-server.
 //
 // A failed call prints "STATUS_NAME: message" on stderr and exits 1; a
 // usage error exits 2.
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,7 +140,8 @@ run(rr_channel *ch, const rr_call_opts *o, int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-    const char *host = "127.0.0.1", *port = "7411", *addr = NULL;
+    const char *host = "127.0.0.1", *port = "7411";
+    bool whole = false; // host is a whole address (--target)
     double deadline_ms = 0;
     rr_log_level level = RR_LOG_WARN;
     static const struct option longopts[] = {
@@ -156,12 +159,15 @@ main(int argc, char **argv)
         switch (c) {
         case 'H':
             host = optarg;
+            whole = false;
             break;
         case 'p':
             port = optarg;
+            whole = false;
             break;
         case 't':
-            addr = optarg;
+            host = optarg;
+            whole = true;
             break;
         case 'd':
             deadline_ms = strtod(optarg, NULL);
@@ -187,8 +193,8 @@ main(int argc, char **argv)
     rr_log_set(NULL, NULL, level);
 
     char target[300];
-    if (addr != NULL)
-        snprintf(target, sizeof(target), "%s", addr);
+    if (whole)
+        snprintf(target, sizeof(target), "%s", host);
     else
         snprintf(target, sizeof(target),
                  strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);

@@ -61,8 +61,8 @@ test_now(void **state)
     assert_int_equal(
         rr_clock__clock__register(rr_testkit_server(kit), &handlers, NULL),
         RR_OK);
-    assert_int_equal(rr_clock__clock__now__sync(rr_testkit_channel(kit),
-                                                &empty, NULL, &ts, NULL),
+    assert_int_equal(rr_clock__clock__now__sync(rr_testkit_channel(kit), &empty,
+                                                NULL, &ts, NULL),
                      RR_STATUS_OK);
     assert_true(ts->seconds > 1600000000); // after September 2020
     assert_in_range(ts->nanos, 0, 999999999);
@@ -101,8 +101,8 @@ test_set(void **state)
     assert_int_equal(
         rr_clock__clock__register(rr_testkit_server(kit), &handlers, NULL),
         RR_OK);
-    assert_int_equal(rr_clock__clock__set__sync(rr_testkit_channel(kit),
-                                                &alarm, NULL, &ts, NULL),
+    assert_int_equal(rr_clock__clock__set__sync(rr_testkit_channel(kit), &alarm,
+                                                NULL, &ts, NULL),
                      RR_STATUS_OK);
     assert_int_equal(ts->seconds, 1180);
     assert_int_equal(ts->nanos, 3);

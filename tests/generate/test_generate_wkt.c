@@ -71,13 +71,13 @@ test_both_serve(void **state)
     at.seconds = 100;
     r1.at = &at;
     r2.at = &at;
-    assert_int_equal(rr_gen__one__stamper__mark__sync(
-                         rr_testkit_channel(kit), &r1, NULL, &ts, NULL),
+    assert_int_equal(rr_gen__one__stamper__mark__sync(rr_testkit_channel(kit),
+                                                      &r1, NULL, &ts, NULL),
                      RR_STATUS_OK);
     assert_int_equal(ts->seconds, 101);
     protobuf_c_message_free_unpacked(&ts->base, NULL);
-    assert_int_equal(rr_gen__two__stamper__mark__sync(
-                         rr_testkit_channel(kit), &r2, NULL, &ts, NULL),
+    assert_int_equal(rr_gen__two__stamper__mark__sync(rr_testkit_channel(kit),
+                                                      &r2, NULL, &ts, NULL),
                      RR_STATUS_OK);
     assert_int_equal(ts->seconds, 102);
     protobuf_c_message_free_unpacked(&ts->base, NULL);
