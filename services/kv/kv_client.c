@@ -2,14 +2,21 @@
 //
 // rawrpc-kv -- a command-line client of rawrpc-kv-server.
 //
-//   rawrpc-kv [--host H] [--port P] [--deadline-ms MS] [--log-level L] CMD
+//   rawrpc-kv [--host H] [--port P] [--target ADDR] [--deadline-ms MS]
+//             [--log-level L] CMD
 //   CMD: put KEY VALUE | get KEY | del KEY | list [PREFIX] | sleep MS |
 //        health [SERVICE]
+//
+// --target takes a whole address ("host:port", "[v6]:port",
+// "unix:/path") instead of --host and --port (the last given wins).  health
+// asks any server that serves rawrpc.health.v1.Health, not only
+// rawrpc-kv-server.
 //
 // A failed call prints "STATUS_NAME: message" on stderr and exits 1; a
 // usage error exits 2.
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +27,8 @@
 static void
 usage(FILE *fp)
 {
-    fprintf(fp, "usage: rawrpc-kv [--host H] [--port P] [--deadline-ms MS] "
-                "[--log-level L] CMD\n"
+    fprintf(fp, "usage: rawrpc-kv [--host H] [--port P] [--target ADDR] "
+                "[--deadline-ms MS] [--log-level L] CMD\n"
                 "  put KEY VALUE | get KEY | del KEY | list [PREFIX] |\n"
                 "  sleep MS | health [SERVICE]\n");
 }
@@ -134,11 +141,13 @@ int
 main(int argc, char **argv)
 {
     const char *host = "127.0.0.1", *port = "7411";
+    bool whole = false; // host is a whole address (--target)
     double deadline_ms = 0;
     rr_log_level level = RR_LOG_WARN;
     static const struct option longopts[] = {
         {"host", required_argument, NULL, 'H'},
         {"port", required_argument, NULL, 'p'},
+        {"target", required_argument, NULL, 't'},
         {"deadline-ms", required_argument, NULL, 'd'},
         {"log-level", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
@@ -150,9 +159,15 @@ main(int argc, char **argv)
         switch (c) {
         case 'H':
             host = optarg;
+            whole = false;
             break;
         case 'p':
             port = optarg;
+            whole = false;
+            break;
+        case 't':
+            host = optarg;
+            whole = true;
             break;
         case 'd':
             deadline_ms = strtod(optarg, NULL);
@@ -178,8 +193,11 @@ main(int argc, char **argv)
     rr_log_set(NULL, NULL, level);
 
     char target[300];
-    snprintf(target, sizeof(target), strchr(host, ':') ? "[%s]:%s" : "%s:%s",
-             host, port);
+    if (whole)
+        snprintf(target, sizeof(target), "%s", host);
+    else
+        snprintf(target, sizeof(target),
+                 strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     rr_channel_opts co;
     rr_channel_opts_init(&co);
