@@ -22,9 +22,18 @@ say "installing what is missing, then building (build-demo/)"
 ./scripts/install-deps.sh
 cmake -S . -B build-demo -DRAWRPC_TESTS=OFF >/dev/null
 cmake --build build-demo -j"$(nproc)" --target rawrpc-kv-server rawrpc-kv \
-    >/dev/null
+    rawrpc-cli >/dev/null
 server=build-demo/services/rawrpc-kv-server
 kv=build-demo/services/rawrpc-kv
+cli=build-demo/tools/cli/rawrpc
+# The command-line caller, which needs no generated code: the server's
+# reflection gives it the descriptors.
+rawrpc() {
+    printf '$ rawrpc'
+    printf ' %q' "$@"
+    echo
+    "$cli" "$@"
+}
 
 say "starting rawrpc-kv-server on 127.0.0.1, port chosen by the kernel"
 log=$(mktemp)
@@ -60,6 +69,19 @@ say "a deadline: Sleep takes 2 s, the caller allows 200 ms"
 echo "(the client gives up at 200 ms and sends CANCEL; the server stops the sleep)"
 run_fails --deadline-ms 200 sleep 2000
 run sleep 100
+
+say "rawrpc, the command-line caller: what the server serves, by reflection"
+rawrpc list "127.0.0.1:$port"
+rawrpc list "127.0.0.1:$port" rawrpc.kv.Kv
+rawrpc describe "127.0.0.1:$port" rawrpc.kv.GetRequest
+
+say "rawrpc call: JSON in, JSON out (bytes as base64), the status as the exit code"
+rawrpc call "127.0.0.1:$port" rawrpc.kv.Kv/Get '{"key": "user/ada"}'
+rawrpc call "127.0.0.1:$port" rawrpc.kv.Kv/List '{"prefix": "user/"}'
+if rawrpc call "127.0.0.1:$port" rawrpc.kv.Kv/Get '{"key": "user/nobody"}'; then
+    echo "demo: expected NOT_FOUND" >&2
+    exit 1
+fi
 
 say "health: the server, and the kv service by name"
 run health

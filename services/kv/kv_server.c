@@ -114,6 +114,7 @@ main(int argc, char **argv)
         rr_health_register(st.srv, health) != RR_OK ||
         rr_health_set(health, "rawrpc.kv.Kv", RR_HEALTH_SERVING) != RR_OK ||
         rr_echo_register(st.srv) != RR_OK ||
+        rr_server_enable_reflection(st.srv) != RR_OK ||
         rr_server_listen(st.srv, addr) != RR_OK) {
         fprintf(stderr, "rawrpc-kv-server: cannot serve on %s\n", addr);
         rr_server_free(st.srv);

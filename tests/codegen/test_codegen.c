@@ -257,6 +257,9 @@ test_codegen_reflection(void **state)
     req.list_services = (char *) "";
     refl_resp *r = reflect(&fx, &req);
     assert_string_equal(r->valid_host, "h");
+    assert_int_equal(
+        r->message_response_case,
+        GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_LIST_SERVICES_RESPONSE);
     assert_true(has_service(r, "demo.greet.Greeter"));
     assert_true(has_service(r, "Switch"));
     assert_true(has_service(r, "grpc.reflection.v1.ServerReflection"));
@@ -276,9 +279,9 @@ test_codegen_reflection(void **state)
     // A nested message of plain.proto: the file first, then its import
     // (the well-known empty.proto is the tools' own).
     r = reflect_symbol(&fx, "Switch");
+    assert_int_equal(r->message_response_case, GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_FILE_DESCRIPTOR_RESPONSE);
     const Grpc__Reflection__V1__FileDescriptorResponse *fd =
         r->file_descriptor_response;
-    assert_non_null(fd);
     assert_int_equal(fd->n_file_descriptor_proto, 2);
     assert_true(
         blob_is(&fd->file_descriptor_proto[0], &rr_plain_2eproto__file));
@@ -290,13 +293,13 @@ test_codegen_reflection(void **state)
         GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME;
     req.file_by_filename = (char *) "greet.proto";
     r = reflect(&fx, &req);
-    assert_non_null(r->file_descriptor_response);
+    assert_int_equal(r->message_response_case, GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_FILE_DESCRIPTOR_RESPONSE);
     assert_true(blob_is(&r->file_descriptor_response->file_descriptor_proto[0],
                         &rr_greet_2eproto__file));
     protobuf_c_message_free_unpacked(&r->base, NULL);
 
     r = reflect_symbol(&fx, "demo.greet.Nope");
-    assert_non_null(r->error_response);
+    assert_int_equal(r->message_response_case, GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE);
     assert_int_equal(r->error_response->error_code, RR_STATUS_NOT_FOUND);
     assert_non_null(
         strstr(r->error_response->error_message, "demo.greet.Nope"));
@@ -306,7 +309,7 @@ test_codegen_reflection(void **state)
         GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE;
     req.all_extension_numbers_of_type = (char *) "demo.greet.Hello";
     r = reflect(&fx, &req);
-    assert_non_null(r->error_response);
+    assert_int_equal(r->message_response_case, GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE);
     assert_int_equal(r->error_response->error_code, RR_STATUS_UNIMPLEMENTED);
     protobuf_c_message_free_unpacked(&r->base, NULL);
     fx_teardown(&fx);
