@@ -495,9 +495,9 @@ ch_call_start(rr_channel *ch, const rr_method *method, const ch_req *req,
     }
 
     bool raw = req->msg == NULL;
-    if (ch == NULL || (method == NULL && !raw) ||
+    if (ch == NULL ||
         (done->cb == NULL && (done->tramp == NULL || done->fn == NULL)) ||
-        (!raw && req->msg->descriptor != method->input) ||
+        (!raw && (method == NULL || req->msg->descriptor != method->input)) ||
         (raw && (req->raw_method == NULL || req->raw_method[0] != '/' ||
                  (req->raw == NULL && req->raw_len > 0))) ||
         (o->n_metadata > 0 && o->metadata == NULL)) {
@@ -674,9 +674,9 @@ rr_channel_call_sync(rr_channel *ch, const rr_method *method,
     struct ev_loop *loop = ch->loop;
     ch_done done = {.cb = sync_cb, .arg = &st};
     ch_req r = {.msg = req};
-    int rv = req == NULL ? RR_EINVAL
-                         : ch_call_start(ch, method, &r, opts, &done, NULL,
-                                         true, &why);
+    int rv = req == NULL
+                 ? RR_EINVAL
+                 : ch_call_start(ch, method, &r, opts, &done, NULL, true, &why);
     if (req == NULL)
         why = "invalid argument";
     if (rv != RR_OK)

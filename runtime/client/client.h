@@ -32,9 +32,9 @@ struct ch_call {
     bool queued;
     ch_conn *cc; // set while sent and unanswered (subchannel.c)
     uint32_t id;
-    uint64_t token; // 0: none was asked for
-    const rr_method *m;   // the caller's, or &raw_m
-    rr_method raw_m;      // rr_channel_call_raw's: a name, no descriptors
+    uint64_t token;            // 0: none was asked for
+    const rr_method *m;        // the caller's, or &raw_m
+    rr_method raw_m;           // rr_channel_call_raw's: a name, no descriptors
     const uint8_t *reply_data; // a raw call's reply, during delivery
     size_t reply_len;
     rr_result_cb cb;      // or:

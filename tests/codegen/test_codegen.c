@@ -279,7 +279,9 @@ test_codegen_reflection(void **state)
     // A nested message of plain.proto: the file first, then its import
     // (the well-known empty.proto is the tools' own).
     r = reflect_symbol(&fx, "Switch");
-    assert_int_equal(r->message_response_case, GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_FILE_DESCRIPTOR_RESPONSE);
+    assert_int_equal(
+        r->message_response_case,
+        GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_FILE_DESCRIPTOR_RESPONSE);
     const Grpc__Reflection__V1__FileDescriptorResponse *fd =
         r->file_descriptor_response;
     assert_int_equal(fd->n_file_descriptor_proto, 2);
@@ -293,13 +295,17 @@ test_codegen_reflection(void **state)
         GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME;
     req.file_by_filename = (char *) "greet.proto";
     r = reflect(&fx, &req);
-    assert_int_equal(r->message_response_case, GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_FILE_DESCRIPTOR_RESPONSE);
+    assert_int_equal(
+        r->message_response_case,
+        GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_FILE_DESCRIPTOR_RESPONSE);
     assert_true(blob_is(&r->file_descriptor_response->file_descriptor_proto[0],
                         &rr_greet_2eproto__file));
     protobuf_c_message_free_unpacked(&r->base, NULL);
 
     r = reflect_symbol(&fx, "demo.greet.Nope");
-    assert_int_equal(r->message_response_case, GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE);
+    assert_int_equal(
+        r->message_response_case,
+        GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE);
     assert_int_equal(r->error_response->error_code, RR_STATUS_NOT_FOUND);
     assert_non_null(
         strstr(r->error_response->error_message, "demo.greet.Nope"));
@@ -309,7 +315,9 @@ test_codegen_reflection(void **state)
         GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE;
     req.all_extension_numbers_of_type = (char *) "demo.greet.Hello";
     r = reflect(&fx, &req);
-    assert_int_equal(r->message_response_case, GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE);
+    assert_int_equal(
+        r->message_response_case,
+        GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE);
     assert_int_equal(r->error_response->error_code, RR_STATUS_UNIMPLEMENTED);
     protobuf_c_message_free_unpacked(&r->base, NULL);
     fx_teardown(&fx);

@@ -66,6 +66,12 @@ struct Options {
     std::string emit_wire; // --emit-wire FILE: the request's bytes
 };
 
+// What ends the program: thrown, so that the channel and its loop are
+// freed on the way out (main catches it), as they are on success.
+struct Exit {
+    int code;
+};
+
 [[noreturn]] void
 die(int code, const std::string &msg)
 {
@@ -82,10 +88,10 @@ die(int code, const std::string &msg)
         space = ws;
     }
     std::cerr << "rawrpc: " << line << "\n";
-    std::exit(code);
+    throw Exit{code};
 }
 
-void
+[[noreturn]] void
 usage()
 {
     std::cerr
@@ -111,7 +117,7 @@ usage()
            "  --emit-wire FILE  also write the request's bytes to FILE\n"
            "exit status: the call's status code (0 = OK), 2 for an error "
            "before the call\n";
-    std::exit(EXIT_LOCAL);
+    throw Exit{EXIT_LOCAL};
 }
 
 // ------------------------------------------------------------- the wire
@@ -201,7 +207,7 @@ class Conn {
 die_status(const Conn::Result &r)
 {
     std::cerr << rr_status_name(r.status) << ": " << r.message << "\n";
-    std::exit(static_cast<int>(r.status));
+    throw Exit{static_cast<int>(r.status)};
 }
 
 // ----------------------------------------------------------- reflection
@@ -594,8 +600,8 @@ cmd_health(const Conn &c, const Options &opt,
 
 } // namespace
 
-int
-main(int argc, char **argv)
+static int
+run(int argc, char **argv)
 {
     Options opt;
     std::vector<std::string> pos;
@@ -668,4 +674,14 @@ main(int argc, char **argv)
     if (cmd == "health")
         return cmd_health(c, opt, rest);
     usage();
+}
+
+int
+main(int argc, char **argv)
+{
+    try {
+        return run(argc, argv);
+    } catch (const Exit &e) {
+        return e.code;
+    }
 }

@@ -488,8 +488,8 @@ typedef void (*rr_result_cb)(const rr_result *res, void *arg);
 // res->reply_len hold its bytes.  Everything else is as rr_channel_call.
 RR_API int rr_channel_call_raw(rr_channel *ch, const char *method,
                                const uint8_t *req, size_t len,
-                               const struct rr_call_opts *opts,
-                               rr_result_cb cb, void *arg, uint64_t *token);
+                               const struct rr_call_opts *opts, rr_result_cb cb,
+                               void *arg, uint64_t *token);
 
 // rr_channel_call starts a call of method with req, which is packed
 // before the function returns (the caller may free it at once).  *token,
