@@ -569,6 +569,15 @@ ch_call_start(rr_channel *ch, const rr_method *method, const ch_req *req,
     return RR_OK;
 }
 
+// A call that could not start says why in rr_last_error.
+static int
+ch_started(int rv, const char *why)
+{
+    if (rv != RR_OK && why != NULL)
+        rr__set_last_error("%s", why);
+    return rv;
+}
+
 int
 rr_channel_call(rr_channel *ch, const rr_method *method,
                 const ProtobufCMessage *req, const rr_call_opts *opts,
@@ -580,7 +589,8 @@ rr_channel_call(rr_channel *ch, const rr_method *method,
 
     if (req == NULL)
         return RR_EINVAL;
-    return ch_call_start(ch, method, &r, opts, &done, token, false, &why);
+    int rv = ch_call_start(ch, method, &r, opts, &done, token, false, &why);
+    return ch_started(rv, why);
 }
 
 int
@@ -592,7 +602,8 @@ rr_channel_call_raw(rr_channel *ch, const char *method, const uint8_t *req,
     ch_req r = {.raw = req, .raw_len = len, .raw_method = method};
     const char *why;
 
-    return ch_call_start(ch, NULL, &r, opts, &done, token, false, &why);
+    int rv = ch_call_start(ch, NULL, &r, opts, &done, token, false, &why);
+    return ch_started(rv, why);
 }
 
 int
@@ -606,7 +617,8 @@ rr_stub_call(rr_channel *ch, const rr_method *method,
 
     if (req == NULL)
         return RR_EINVAL;
-    return ch_call_start(ch, method, &r, opts, &done, token, false, &why);
+    int rv = ch_call_start(ch, method, &r, opts, &done, token, false, &why);
+    return ch_started(rv, why);
 }
 
 int

@@ -181,6 +181,18 @@ try:
     one_line_error(rc, err, "unknown method", 2)
     rc, out, err = run("call", addr, "clitest.Nope/Echo", "{}")
     one_line_error(rc, err, "unknown service", 2)
+    rc, out, err = run("call", addr, "clitest.Echo/Echo", "-d", "@" + tmp)
+    one_line_error(rc, err, "-d @directory", 2)
+    rc, out, err = run("-H", "rr-x:1", "call", addr, "clitest.Echo/Echo", "{}")
+    one_line_error(rc, err, "reserved metadata key", 2)
+    check("reserved" in err, "reserved key: no reason: %r" % err)
+    rc, out, err = run("--proto", "nope.proto", "call", addr,
+                       "clitest.Echo/Echo", "{}")
+    one_line_error(rc, err, "--proto of a missing file", 2)
+    rc, out, err = run("list", addr, "clitest.All")
+    one_line_error(rc, err, "list of a message", 2)
+    check("wrappers" not in err, "list of a message: a false reason: %r"
+          % err)
 finally:
     srv.terminate()
     srv.wait(timeout=10)

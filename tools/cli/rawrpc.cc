@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -87,6 +88,8 @@ die(int code, const std::string &msg)
             line += ch;
         space = ws;
     }
+    while (!line.empty() && line.back() == ' ')
+        line.pop_back();
     std::cerr << "rawrpc: " << line << "\n";
     throw Exit{code};
 }
@@ -185,6 +188,8 @@ class Conn {
         return addr_;
     }
 
+    double deadline = 0; // --deadline, for reflection's calls too
+
   private:
     static void
     done_cb(const rr_result *res, void *arg)
@@ -223,6 +228,7 @@ reflect(const Conn &c, const ReflReq &req, Conn::Result *res)
     std::string bytes(protobuf_c_message_get_packed_size(&req.base), '\0');
     protobuf_c_message_pack(&req.base, reinterpret_cast<uint8_t *>(&bytes[0]));
     Options none;
+    none.deadline = c.deadline; // the user's, for every question too
     *res = c.call("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
                   bytes, none);
     ReflResp *r = nullptr;
@@ -249,11 +255,16 @@ class ReflectionDb : public pb::DescriptorDatabase {
     {
         if (known_.FindFileByName(name, out))
             return true;
+        if (name.rfind("google/protobuf/", 0) == 0)
+            return false; // the well-known types: libprotobuf's own
+        std::string keep = why; // an import's absence is not the reason
         ReflReq req = GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__INIT;
         req.message_request_case =
             GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME;
         req.file_by_filename = const_cast<char *>(name.c_str());
-        return ask(req) && known_.FindFileByName(name, out);
+        bool found = ask(req) && known_.FindFileByName(name, out);
+        why = keep;
+        return found;
     }
 
     bool
@@ -262,6 +273,7 @@ class ReflectionDb : public pb::DescriptorDatabase {
     {
         if (known_.FindFileContainingSymbol(symbol, out))
             return true;
+        why.clear();
         ReflReq req = GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__INIT;
         req.message_request_case =
             GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_SYMBOL;
@@ -350,10 +362,16 @@ read_all(const std::string &path)
 {
     if (path == "-")
         return {std::istreambuf_iterator<char>(std::cin), {}};
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0)
         die(EXIT_LOCAL, path + ": " + std::strerror(errno));
-    return {std::istreambuf_iterator<char>(in), {}};
+    if (!S_ISREG(st.st_mode))
+        die(EXIT_LOCAL, path + ": not a regular file");
+    std::ifstream in(path, std::ios::binary);
+    std::string data{std::istreambuf_iterator<char>(in), {}};
+    if (in.bad() || !in.is_open())
+        die(EXIT_LOCAL, path + ": cannot be read");
+    return data;
 }
 
 void
@@ -386,21 +404,27 @@ add_protos(pb::SimpleDescriptorDatabase *db, const Options &opt)
         args.push_back("-I" + i);
     for (const auto &p : opt.protos)
         args.push_back(p);
+    std::string errs = std::string(tmpl) + ".err";
     pid_t pid = fork();
     if (pid == 0) {
         std::vector<char *> argv;
         for (auto &a : args)
             argv.push_back(&a[0]);
         argv.push_back(nullptr);
+        if (freopen(errs.c_str(), "w", stderr) == nullptr)
+            _exit(126);
         execvp("protoc", argv.data());
-        std::perror("rawrpc: protoc");
+        std::perror("protoc");
         _exit(127);
     }
     int st = 0;
-    if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
-        WEXITSTATUS(st) != 0) {
+    bool ok = pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+              WEXITSTATUS(st) == 0;
+    std::string said = ok ? "" : read_all(errs);
+    unlink(errs.c_str());
+    if (!ok) {
         unlink(tmpl);
-        die(EXIT_LOCAL, "protoc could not read the --proto files");
+        die(EXIT_LOCAL, "protoc could not read the --proto files: " + said);
     }
     add_protoset(db, read_all(tmpl), "protoc's output");
     unlink(tmpl);
@@ -664,6 +688,7 @@ run(int argc, char **argv)
     }
     std::string cmd = pos[0];
     Conn c(pos[1]);
+    c.deadline = opt.deadline;
     std::vector<std::string> rest(pos.begin() + 2, pos.end());
     if (cmd == "list")
         return cmd_list(c, opt, rest);
