@@ -475,7 +475,7 @@ typedef struct ch_done {
 // what was wrong; on an error nothing is left behind and the callback
 // never runs.
 static int
-ch_call_start(rr_channel *ch, const rr_method *method, const ch_req *req,
+ch_call_begin(rr_channel *ch, const rr_method *method, const ch_req *req,
               const rr_call_opts *opts, const ch_done *done, uint64_t *token,
               bool keep_reply, const char **why)
 {
@@ -494,11 +494,12 @@ ch_call_start(rr_channel *ch, const rr_method *method, const ch_req *req,
         o = &taken;
     }
 
-    bool raw = req->msg == NULL;
+    bool raw = req->raw_method != NULL;
     if (ch == NULL ||
         (done->cb == NULL && (done->tramp == NULL || done->fn == NULL)) ||
-        (!raw && (method == NULL || req->msg->descriptor != method->input)) ||
-        (raw && (req->raw_method == NULL || req->raw_method[0] != '/' ||
+        (!raw && (method == NULL || req->msg == NULL ||
+                  req->msg->descriptor != method->input)) ||
+        (raw && (req->raw_method[0] != '/' ||
                  (req->raw == NULL && req->raw_len > 0))) ||
         (o->n_metadata > 0 && o->metadata == NULL)) {
         *why = "invalid argument";
@@ -569,12 +570,17 @@ ch_call_start(rr_channel *ch, const rr_method *method, const ch_req *req,
     return RR_OK;
 }
 
-// A call that could not start says why in rr_last_error.
+// ch_call_begin; a call that could not start says why in rr_last_error
+// too.
 static int
-ch_started(int rv, const char *why)
+ch_call_start(rr_channel *ch, const rr_method *method, const ch_req *req,
+              const rr_call_opts *opts, const ch_done *done, uint64_t *token,
+              bool keep_reply, const char **why)
 {
-    if (rv != RR_OK && why != NULL)
-        rr__set_last_error("%s", why);
+    int rv = ch_call_begin(ch, method, req, opts, done, token, keep_reply, why);
+
+    if (rv != RR_OK)
+        rr__set_last_error("%s", *why);
     return rv;
 }
 
@@ -587,10 +593,7 @@ rr_channel_call(rr_channel *ch, const rr_method *method,
     ch_req r = {.msg = req};
     const char *why;
 
-    if (req == NULL)
-        return RR_EINVAL;
-    int rv = ch_call_start(ch, method, &r, opts, &done, token, false, &why);
-    return ch_started(rv, why);
+    return ch_call_start(ch, method, &r, opts, &done, token, false, &why);
 }
 
 int
@@ -602,8 +605,7 @@ rr_channel_call_raw(rr_channel *ch, const char *method, const uint8_t *req,
     ch_req r = {.raw = req, .raw_len = len, .raw_method = method};
     const char *why;
 
-    int rv = ch_call_start(ch, NULL, &r, opts, &done, token, false, &why);
-    return ch_started(rv, why);
+    return ch_call_start(ch, NULL, &r, opts, &done, token, false, &why);
 }
 
 int
@@ -615,10 +617,7 @@ rr_stub_call(rr_channel *ch, const rr_method *method,
     ch_req r = {.msg = req};
     const char *why;
 
-    if (req == NULL)
-        return RR_EINVAL;
-    int rv = ch_call_start(ch, method, &r, opts, &done, token, false, &why);
-    return ch_started(rv, why);
+    return ch_call_start(ch, method, &r, opts, &done, token, false, &why);
 }
 
 int
@@ -686,11 +685,7 @@ rr_channel_call_sync(rr_channel *ch, const rr_method *method,
     struct ev_loop *loop = ch->loop;
     ch_done done = {.cb = sync_cb, .arg = &st};
     ch_req r = {.msg = req};
-    int rv = req == NULL
-                 ? RR_EINVAL
-                 : ch_call_start(ch, method, &r, opts, &done, NULL, true, &why);
-    if (req == NULL)
-        why = "invalid argument";
+    int rv = ch_call_start(ch, method, &r, opts, &done, NULL, true, &why);
     if (rv != RR_OK)
         return sync_refuse(rv == RR_ENOMEM ? RR_STATUS_RESOURCE_EXHAUSTED
                                            : RR_STATUS_INVALID_ARGUMENT,

@@ -130,4 +130,12 @@ bool rr__pc_settle(ch_call *pc, rr_status status, const char *msg);
 void rr__pc_deliver(ch_call *pc);
 void rr__pc_finish(ch_call *pc, rr_status status, const char *msg);
 
+// rr__sub_forget: see rr__sub_forget_sent (subchannel.h).
+static inline void
+rr__sub_forget(ch_call *pc, bool send_cancel)
+{
+    if (pc->cc != NULL)
+        rr__sub_forget_sent(pc, send_cancel);
+}
+
 #endif // RR_CLIENT_H

@@ -64,13 +64,9 @@ void rr__sub_send(rr__subchannel *sub, ch_call *pc);
 
 // rr__sub_forget takes a sent call off the wire: its ID stays taken by a
 // ZOMBIE, and with send_cancel the server is told.  Inline for the call
-// that is not on the wire (answered, or never sent).
+// that is not on the wire (answered, or never sent): rr__sub_forget in
+// client.h, where a ch_call is complete.
 void rr__sub_forget_sent(ch_call *pc, bool send_cancel);
-#define rr__sub_forget(pc, send_cancel)                                        \
-    do {                                                                       \
-        if ((pc)->cc != NULL)                                                  \
-            rr__sub_forget_sent((pc), (send_cancel));                          \
-    } while (0)
 
 // rr__sub_set_next_id: see rr__channel_set_next_id.
 int rr__sub_set_next_id(rr__subchannel *sub, uint32_t id);

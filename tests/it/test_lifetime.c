@@ -291,6 +291,26 @@ on_cancel_note(rr_call *call, void *arg)
         rr_call_fail(call, RR_STATUS_CANCELLED, "gone");
 }
 
+// Makes a call that the server holds (h_keep on M_UNSET, held[0]) and
+// the client cancels, and waits until the server has seen the cancel.
+static void
+hold_cancelled(fixture *fx, outcome *o)
+{
+    uint64_t token;
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+
+    req.text = (char *) "x";
+    memset(o, 0, sizeof(*o));
+    assert_int_equal(rr_channel_call(fx->ch, &test_methods[M_UNSET], &req.base,
+                                     NULL, result_cb, o, &token),
+                     RR_OK);
+    while (fx->n_held == 0 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    assert_int_equal(rr_channel_cancel(fx->ch, token), RR_OK);
+    while (!rr_call_cancelled(fx->held[0]) && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+}
+
 // Finding 5: on a call already cancelled, rr_call_on_cancel ran its
 // callback before returning.  It runs from the loop now, once, and it
 // may complete the call.
@@ -298,21 +318,11 @@ static void
 test_lifetime_on_cancel_after_the_cancel(void **state)
 {
     fixture *fx = *state;
-    outcome o = {.runs = 0};
-    uint64_t token;
-    Rrtest__Echo req = RRTEST__ECHO__INIT;
+    outcome o;
 
     fx->handlers[M_UNSET] = h_keep;
     assert_int_equal(fx_restart(fx, NULL, NULL), 0);
-    req.text = (char *) "x";
-    assert_int_equal(rr_channel_call(fx->ch, &test_methods[M_UNSET], &req.base,
-                                     NULL, result_cb, &o, &token),
-                     RR_OK);
-    while (fx->n_held == 0 && !fx->guard_fired)
-        ev_run(fx->loop, EVRUN_ONCE);
-    assert_int_equal(rr_channel_cancel(fx->ch, token), RR_OK);
-    while (!rr_call_cancelled(fx->held[0]) && !fx->guard_fired)
-        ev_run(fx->loop, EVRUN_ONCE);
+    hold_cancelled(fx, &o);
 
     cancel_seen cs = {.complete = true};
     rr_call_on_cancel(fx->held[0], on_cancel_note, &cs);
@@ -332,21 +342,11 @@ static void
 test_lifetime_completed_before_its_cancel_callback(void **state)
 {
     fixture *fx = *state;
-    outcome o = {.runs = 0};
-    uint64_t token;
-    Rrtest__Echo req = RRTEST__ECHO__INIT;
+    outcome o;
 
     fx->handlers[M_UNSET] = h_keep;
     assert_int_equal(fx_restart(fx, NULL, NULL), 0);
-    req.text = (char *) "x";
-    assert_int_equal(rr_channel_call(fx->ch, &test_methods[M_UNSET], &req.base,
-                                     NULL, result_cb, &o, &token),
-                     RR_OK);
-    while (fx->n_held == 0 && !fx->guard_fired)
-        ev_run(fx->loop, EVRUN_ONCE);
-    rr_channel_cancel(fx->ch, token);
-    while (!rr_call_cancelled(fx->held[0]) && !fx->guard_fired)
-        ev_run(fx->loop, EVRUN_ONCE);
+    hold_cancelled(fx, &o);
     cancel_seen cs = {.returned = true};
     rr_call_on_cancel(fx->held[0], on_cancel_note, &cs);
     rr_call_fail(fx->held[0], RR_STATUS_ABORTED, "done first");
@@ -772,23 +772,14 @@ test_lifetime_free_server_inside_handler(void **state)
     fixture *fx = *state;
     in_handler ih = {.fx = fx};
     outcome o[3];
-    uint64_t token;
-    Rrtest__Echo req = RRTEST__ECHO__INIT;
 
     fx->user = &ih;
     fx->handlers[M_UNSET] = h_keep;
     fx->handlers[M_META] = h_free_in_handler;
     assert_int_equal(fx_restart(fx, NULL, NULL), 0);
-    req.text = (char *) "a";
-    memset(o, 0, sizeof(o));
-    assert_int_equal(rr_channel_call(fx->ch, &test_methods[M_UNSET], &req.base,
-                                     NULL, result_cb, &o[0], &token),
-                     RR_OK);
+    hold_cancelled(fx, &o[0]);
     fx_call(fx, M_UNSET, "b", NULL, &o[1]);
     while (fx->n_held < 2 && !fx->guard_fired)
-        ev_run(fx->loop, EVRUN_ONCE);
-    assert_int_equal(rr_channel_cancel(fx->ch, token), RR_OK);
-    while (!rr_call_cancelled(fx->held[0]) && !fx->guard_fired)
         ev_run(fx->loop, EVRUN_ONCE);
     fx_call(fx, M_META, "free", NULL, &o[2]);
     while (!ih.freed && !fx->guard_fired)
