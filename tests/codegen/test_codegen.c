@@ -361,6 +361,35 @@ test_codegen_mixed_streaming(void **state)
     fx_teardown(&fx);
 }
 
+// A server with more than one loop shares a method table frozen at the
+// first listen: a service (its file too) registered after it is refused
+// with the reason; with one loop (test_codegen_typed_calls) it is taken.
+static void
+test_codegen_register_after_listen_with_loops(void **state)
+{
+    (void) state;
+    fixture fx;
+    rr_server_opts so;
+    const rr_demo__greet__greeter__handlers greeter = {.say = say};
+
+    rr_server_opts_init(&so);
+    so.loops = 2;
+    assert_int_equal(fx_setup(&fx, 30.0, &so, NULL), 0);
+    assert_int_equal(rr_demo__greet__greeter__register(fx.srv, &greeter, NULL),
+                     RR_EINVAL);
+    assert_non_null(
+        strstr(rr_last_error(), "before the first rr_server_listen"));
+    assert_int_equal(
+        rr_server_add_service(fx.srv, &demo__greet__greeter__descriptor,
+                              (const rr_handler_cb[2]){NULL, NULL}, NULL),
+        RR_EINVAL);
+    assert_non_null(
+        strstr(rr_last_error(), "demo.greet.Greeter comes after it"));
+    assert_int_equal(rr_server_enable_reflection(fx.srv), RR_EINVAL);
+    fx_expect_service(&fx); // what was registered before still serves
+    fx_teardown(&fx);
+}
+
 int
 main(void)
 {
@@ -368,6 +397,7 @@ main(void)
         cmocka_unit_test(test_codegen_typed_calls),
         cmocka_unit_test(test_codegen_reflection),
         cmocka_unit_test(test_codegen_mixed_streaming),
+        cmocka_unit_test(test_codegen_register_after_listen_with_loops),
     };
     return cmocka_run_group_tests_name("codegen", tests, NULL, NULL);
 }
