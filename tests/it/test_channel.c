@@ -1010,6 +1010,58 @@ test_channel_raw_calls(void **state)
                      RR_EINVAL);
 }
 
+typedef struct raw_free {
+    rr_channel *ch;
+    int runs, others;
+} raw_free;
+
+static void
+raw_free_cb(const rr_result *res, void *arg)
+{
+    raw_free *f = arg;
+
+    (void) res;
+    f->runs++;
+    rr_channel_free(f->ch); // from its own callback, with calls pending
+}
+
+static void
+raw_other_cb(const rr_result *res, void *arg)
+{
+    raw_free *f = arg;
+
+    assert_int_equal(res->status, RR_STATUS_UNAVAILABLE);
+    assert_null(res->reply_data);
+    f->others++;
+}
+
+// A raw call's callback frees its channel while other raw calls wait:
+// each callback runs once, the pending ones inside the free.
+static void
+test_channel_raw_call_frees_channel(void **state)
+{
+    fixture *fx = *state;
+    raw_free f = {0};
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+    uint8_t buf[64];
+
+    assert_int_equal(rr_channel_new(&f.ch, fx->loop, fx->target, NULL), RR_OK);
+    req.text = (char *) "x";
+    size_t n = rrtest__echo__pack(&req, buf);
+    assert_int_equal(rr_channel_call_raw(f.ch, "/rrtest.Test/Echo", buf, n,
+                                         NULL, raw_free_cb, &f, NULL),
+                     RR_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rr_channel_call_raw(f.ch, "/rrtest.Test/Hold", buf, n,
+                                             NULL, raw_other_cb, &f, NULL),
+                         RR_OK);
+    while (f.runs == 0 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    assert_int_equal(f.runs, 1);
+    assert_int_equal(f.others, 3);
+    fx_run_for(fx, 0.02);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1031,6 +1083,7 @@ main(int argc, char **argv)
         T(test_channel_respects_server_metadata_limit),
         T(test_channel_goaway_requeues_in_order),
         T(test_channel_raw_calls),
+        T(test_channel_raw_call_frees_channel),
     };
 #undef T
     return cmocka_run_group_tests_name("channel", tests, NULL, NULL);
