@@ -7,7 +7,11 @@
 // up to 256 KiB per wake-up, answers every complete frame, and writes
 // once per read.
 //
-//   baseline-server [--port P]      prints "port N", serves until SIGTERM
+// --raw makes it the raw echo, the physical ceiling of the loopback: the
+// same frames, each body copied back as it came, with no protobuf at all.
+//
+//   baseline-server [--port P] [--raw]   prints "port N", serves until
+//                                        SIGTERM
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,6 +20,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +30,8 @@
 #include "echo/echo.pb-c.h"
 
 #define READ_MAX ((size_t) 256 * 1024)
+
+static bool raw_echo; // --raw
 
 typedef struct bconn {
     ev_io rio, wio;
@@ -62,35 +69,51 @@ bconn_close(struct ev_loop *loop, bconn *c)
     free(c);
 }
 
-// Appends the reply to req (its ID, its packed EchoReply).
+// Makes room for a frame of n body bytes at the end of the output and
+// writes its header; returns where the body goes, or NULL.
+static uint8_t *
+bconn_frame(bconn *c, uint32_t id, size_t n)
+{
+    if (c->out_len + 8 + n > c->out_cap) {
+        size_t cap = c->out_cap ? c->out_cap : 65536;
+        while (cap < c->out_len + 8 + n)
+            cap *= 2;
+        uint8_t *o = realloc(c->out, cap);
+        if (o == NULL)
+            return NULL;
+        c->out = o;
+        c->out_cap = cap;
+    }
+    put32(c->out + c->out_len, (uint32_t) n);
+    put32(c->out + c->out_len + 4, id);
+    c->out_len += 8 + n;
+    return c->out + c->out_len - n;
+}
+
+// Appends the reply to req (its ID, its packed EchoReply; with --raw, the
+// request's own bytes).
 static int
 bconn_answer(bconn *c, uint32_t id, const uint8_t *p, size_t len)
 {
+    if (raw_echo) {
+        uint8_t *body = bconn_frame(c, id, len);
+        if (body == NULL)
+            return -1;
+        memcpy(body, p, len);
+        return 0;
+    }
     Rawrpc__Echo__EchoRequest *req =
         rawrpc__echo__echo_request__unpack(NULL, len, p);
     if (req == NULL)
         return -1;
     Rawrpc__Echo__EchoReply rep = RAWRPC__ECHO__ECHO_REPLY__INIT;
     rep.payload = req->payload;
-    size_t n = rawrpc__echo__echo_reply__get_packed_size(&rep);
-    if (c->out_len + 8 + n > c->out_cap) {
-        size_t cap = c->out_cap ? c->out_cap : 65536;
-        while (cap < c->out_len + 8 + n)
-            cap *= 2;
-        uint8_t *o = realloc(c->out, cap);
-        if (o == NULL) {
-            rawrpc__echo__echo_request__free_unpacked(req, NULL);
-            return -1;
-        }
-        c->out = o;
-        c->out_cap = cap;
-    }
-    put32(c->out + c->out_len, (uint32_t) n);
-    put32(c->out + c->out_len + 4, id);
-    rawrpc__echo__echo_reply__pack(&rep, c->out + c->out_len + 8);
-    c->out_len += 8 + n;
+    uint8_t *body =
+        bconn_frame(c, id, rawrpc__echo__echo_reply__get_packed_size(&rep));
+    if (body != NULL)
+        rawrpc__echo__echo_reply__pack(&rep, body);
     rawrpc__echo__echo_request__free_unpacked(req, NULL);
-    return 0;
+    return body != NULL ? 0 : -1;
 }
 
 static int
@@ -202,8 +225,16 @@ main(int argc, char **argv)
     int one = 1;
 
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (argc == 3 && strcmp(argv[1], "--port") == 0)
-        sin.sin_port = htons((uint16_t) strtoul(argv[2], NULL, 10));
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
+            sin.sin_port = htons((uint16_t) strtoul(argv[++i], NULL, 10));
+        } else if (strcmp(argv[i], "--raw") == 0) {
+            raw_echo = true;
+        } else {
+            fprintf(stderr, "usage: baseline-server [--port P] [--raw]\n");
+            return 2;
+        }
+    }
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (lfd < 0 || bind(lfd, (struct sockaddr *) &sin, sizeof(sin)) != 0 ||

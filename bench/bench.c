@@ -3,9 +3,11 @@
 // bench.c -- rawrpc-bench, a closed-loop load generator: N connections,
 // M calls in flight on each, a fixed payload, a warm-up, then a measured
 // run.  It speaks rawrpc (through the generated echo client) or the
-// baseline's bare protocol, so both are measured by the same code.
+// baseline's bare protocol, so both are measured by the same code; "raw"
+// is the bare protocol without protobuf (the reply's bytes are not
+// unpacked), against baseline-server --raw.
 //
-//   rawrpc-bench --system rawrpc|baseline --port P [--conns N]
+//   rawrpc-bench --system rawrpc|baseline|raw --port P [--conns N]
 //                [--inflight M] [--payload BYTES] [--duration S]
 //                [--warmup S] [--server-pid PID] [--scenario NAME]
 //
@@ -88,7 +90,8 @@ typedef struct rawconn { // the baseline protocol
 
 struct bench {
     struct ev_loop *loop;
-    bool baseline;
+    bool baseline; // the bare protocol (baseline or raw)
+    bool no_proto; // raw: replies are not unpacked
     int conns, inflight;
     size_t payload;
     double duration, warmup;
@@ -238,11 +241,15 @@ raw_read_cb(struct ev_loop *loop, ev_io *w, int revents)
         if (c->in_len - off < 8 + (size_t) len)
             break;
         slot *s = &b->slots[get32(c->in + off + 4)];
-        Rawrpc__Echo__EchoReply *r =
-            rawrpc__echo__echo_reply__unpack(NULL, len, c->in + off + 8);
-        record(b, s, r != NULL);
-        if (r != NULL)
-            rawrpc__echo__echo_reply__free_unpacked(r, NULL);
+        if (b->no_proto) {
+            record(b, s, len == b->req_len);
+        } else {
+            Rawrpc__Echo__EchoReply *r =
+                rawrpc__echo__echo_reply__unpack(NULL, len, c->in + off + 8);
+            record(b, s, r != NULL);
+            if (r != NULL)
+                rawrpc__echo__echo_reply__free_unpacked(r, NULL);
+        }
         if (b->phase != DONE)
             raw_queue(c, s);
         off += 8 + len;
@@ -320,10 +327,12 @@ report(bench *b)
            "\"max_us\": %.2f, \"srv_cpu_us_per_call\": %.3f, "
            "\"cli_cpu_us_per_call\": %.3f, \"allocs_per_call\": %.3f, "
            "\"rss_kb\": %ld}\n",
-           b->baseline ? "baseline" : "rawrpc", b->scenario, b->payload,
-           b->conns, b->inflight, (unsigned long long) b->calls,
-           (unsigned long long) b->errors, (double) b->calls / secs,
-           (double) hist_quantile(&b->h, 0.50) / 1e3,
+           b->no_proto   ? "raw"
+           : b->baseline ? "baseline"
+                         : "rawrpc",
+           b->scenario, b->payload, b->conns, b->inflight,
+           (unsigned long long) b->calls, (unsigned long long) b->errors,
+           (double) b->calls / secs, (double) hist_quantile(&b->h, 0.50) / 1e3,
            (double) hist_quantile(&b->h, 0.90) / 1e3,
            (double) hist_quantile(&b->h, 0.99) / 1e3,
            (double) hist_quantile(&b->h, 0.999) / 1e3, (double) b->h.max / 1e3,
@@ -359,7 +368,8 @@ main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
-            b.baseline = strcmp(optarg, "baseline") == 0;
+            b.no_proto = strcmp(optarg, "raw") == 0;
+            b.baseline = b.no_proto || strcmp(optarg, "baseline") == 0;
             break;
         case 'p':
             port = (unsigned) strtoul(optarg, NULL, 10);

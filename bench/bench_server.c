@@ -4,16 +4,21 @@
 // 127.0.0.1 with default options, except as asked:
 //
 //   rawrpc-bench-server [--port P] [--loops N] [--heartbeat S]
-//                       [--work-us U]
+//                       [--work-us U] [--worker]
 //
 // prints "port N" and serves until SIGTERM.  --work-us makes each call
 // spin for U microseconds of CPU before it answers, so the server, not
-// the load generator, is the bottleneck (the multi-loop scaling test).  The
+// the load generator, is the bottleneck (the multi-loop scaling test).
+// --worker hands every call to one worker thread, which answers with
+// rr_call_reply_from_thread (a service that does its work off the loop).
+// The
 // connection limit is lifted and RLIMIT_NOFILE raised to its hard limit, for
 // the idle test.
 
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +53,60 @@ echo_working(rr_call *call, const Rawrpc__Echo__EchoRequest *req, void *arg)
     rr_rawrpc__echo__echo__echo__reply(call, &out);
 }
 
+// --worker: calls wait in a list for the one worker thread.
+typedef struct job {
+    rr_call *call;
+    const Rawrpc__Echo__EchoRequest *req; // valid until the call completes
+    struct job *next;
+} job;
+
+static pthread_mutex_t jobs_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t jobs_cv = PTHREAD_COND_INITIALIZER;
+static job *jobs_head, **jobs_tail = &jobs_head;
+
+static void
+echo_queued(rr_call *call, const Rawrpc__Echo__EchoRequest *req, void *arg)
+{
+    job *j = malloc(sizeof(*j));
+
+    (void) arg;
+    if (j == NULL) {
+        rr_call_fail(call, RR_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    *j = (job){call, req, NULL};
+    pthread_mutex_lock(&jobs_mu);
+    *jobs_tail = j;
+    jobs_tail = &j->next;
+    pthread_cond_signal(&jobs_cv);
+    pthread_mutex_unlock(&jobs_mu);
+}
+
+// Takes the whole list at once and answers it, as a pool would.
+static void *
+worker_main(void *arg)
+{
+    (void) arg;
+    for (;;) {
+        pthread_mutex_lock(&jobs_mu);
+        while (jobs_head == NULL)
+            pthread_cond_wait(&jobs_cv, &jobs_mu);
+        job *j = jobs_head;
+        jobs_head = NULL;
+        jobs_tail = &jobs_head;
+        pthread_mutex_unlock(&jobs_mu);
+        while (j != NULL) {
+            job *next = j->next;
+            Rawrpc__Echo__EchoReply out = RAWRPC__ECHO__ECHO_REPLY__INIT;
+            out.payload = j->req->payload;
+            rr_call_reply_from_thread(j->call, &out.base);
+            free(j);
+            j = next;
+        }
+    }
+    return NULL;
+}
+
 static void
 stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
@@ -64,6 +123,7 @@ main(int argc, char **argv)
         {"loops", required_argument, NULL, 'l'},
         {"heartbeat", required_argument, NULL, 'h'},
         {"work-us", required_argument, NULL, 'u'},
+        {"worker", no_argument, NULL, 'W'},
         {NULL, 0, NULL, 0},
     };
     struct ev_loop *loop = EV_DEFAULT;
@@ -71,6 +131,7 @@ main(int argc, char **argv)
     rr_server *srv;
     char addr[64] = "127.0.0.1:0";
     struct rlimit rl;
+    bool worker = false;
     int c;
 
     rr_server_opts_init(&opts);
@@ -89,6 +150,9 @@ main(int argc, char **argv)
         case 'u':
             work_s = strtod(optarg, NULL) / 1e6;
             break;
+        case 'W':
+            worker = true;
+            break;
         default:
             fprintf(stderr, "usage: see bench/bench_server.c\n");
             return 2;
@@ -100,9 +164,14 @@ main(int argc, char **argv)
     }
     static const rr_rawrpc__echo__echo__handlers working = {.echo =
                                                                 echo_working};
+    static const rr_rawrpc__echo__echo__handlers queued = {.echo = echo_queued};
+    pthread_t tid;
+    if (worker && pthread_create(&tid, NULL, worker_main, NULL) != 0)
+        return 1; // it serves until the process exits
     if (rr_server_new(&srv, loop, &opts) != RR_OK ||
-        (work_s > 0 ? rr_rawrpc__echo__echo__register(srv, &working, NULL)
-                    : rr_echo_register(srv)) != RR_OK ||
+        (worker       ? rr_rawrpc__echo__echo__register(srv, &queued, NULL)
+         : work_s > 0 ? rr_rawrpc__echo__echo__register(srv, &working, NULL)
+                      : rr_echo_register(srv)) != RR_OK ||
         rr_server_listen(srv, addr) != RR_OK) {
         fprintf(stderr, "rawrpc-bench-server: cannot listen on %s\n", addr);
         return 1;

@@ -6,7 +6,8 @@
 # temporary git worktree), interleaved old new old new ... over every
 # load scenario of compare.sh, server pinned to CPU 0 and client to
 # CPU 1.  Prints, per scenario, the medians and the new/old ratios of
-# throughput, p50 latency, server CPU per call and allocations per call.
+# throughput, p50 latency, CPU per call on both sides and allocations
+# per call.
 # NEW defaults to the work tree as it is.  This is how a change to a hot
 # path shows a side-by-side run against the commit before it
 # (docs/PERFORMANCE.md); only ratios from one run mean anything on a
@@ -99,8 +100,9 @@ runs = [json.loads(l) for l in open(sys.argv[1])]
 print(f"rawrpc {sys.argv[3]} / {sys.argv[2]}, medians of "
       f"{len(runs) // 14} interleaved rounds")
 print("| scenario | calls/s old | calls/s new | throughput new/old "
-      "| p50 new/old | server CPU/call new/old | allocs/call old, new |")
-print("|---|---:|---:|---:|---:|---:|---:|")
+      "| p50 new/old | server CPU/call new/old | client CPU/call new/old "
+      "| allocs/call old, new |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for name in dict.fromkeys(r["scenario"] for r in runs):
     def med(build, key):
         return statistics.median(r[key] for r in runs
@@ -110,6 +112,7 @@ for name in dict.fromkeys(r["scenario"] for r in runs):
     print(f"| {name} | {o:,.0f} | {n:,.0f} | {n / o:.3f} "
           f"| {med('new', 'p50_us') / med('old', 'p50_us'):.3f} "
           f"| {med('new', 'srv_cpu_us_per_call') / med('old', 'srv_cpu_us_per_call'):.3f} "
+          f"| {med('new', 'cli_cpu_us_per_call') / med('old', 'cli_cpu_us_per_call'):.3f} "
           f"| {med('old', 'allocs_per_call'):.2f}, "
           f"{med('new', 'allocs_per_call'):.2f} |")
 EOF

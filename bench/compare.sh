@@ -2,15 +2,18 @@
 # SPDX-License-Identifier: MIT
 # compare.sh [--quick] -- builds the benchmark programs (Release) and runs,
 # server pinned to CPU 0 and load generator to CPU 1:
-#   1. the load scenarios for rawrpc, the practical limit (baseline) and
-#      gRPC C++ (when it builds), interleaved A B C A B C ... for several
-#      rounds;
+#   1. the load scenarios for rawrpc, the practical limit (baseline), the
+#      raw echo (the limit's frames with no protobuf: the loopback's
+#      ceiling), gRPC C++ and the peers nng, ZeroMQ and Cap'n Proto
+#      (bench/peers; each when it builds), interleaved A B C A B C ... for
+#      several rounds;
 #   2. syscalls per call on both sides (perf stat, when perf may trace);
 #   3. connection churn (connect, one call, close), rawrpc and baseline
 #      interleaved;
 #   4. 10 000 idle connections with heartbeats (rawrpc);
 #   5. multi-loop scaling: 1 and 2 server loops, with a 20 us handler
-#      (server-bound) and with the plain echo (load-generator-bound);
+#      (server-bound) and with the plain echo (load-generator-bound), and
+#      the echo answered from a worker thread;
 #   6. user-space instructions per call on each side (callgrind), rawrpc
 #      and baseline, 64 B x 64.
 # bench/summarize.py prints the tables with ratios and writes
@@ -27,15 +30,24 @@ quick=false
     protobuf-compiler-grpc ||
     ./scripts/install-deps.sh python3 ||
     echo "compare: gRPC or gnuplot could not be installed; going on" >&2
+./scripts/install-deps.sh libnng-dev libzmq3-dev capnproto libcapnp-dev ||
+    echo "compare: nng, ZeroMQ or capnp could not be installed; going on" >&2
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DRAWRPC_TESTS=OFF \
-    -DRAWRPC_BENCH_GRPC=ON >/dev/null
+    -DRAWRPC_BENCH_GRPC=ON -DRAWRPC_BENCH_PEERS=ON >/dev/null
 targets=(rawrpc-bench rawrpc-connbench rawrpc-bench-server baseline-server)
-systems=(rawrpc baseline)
+systems=(rawrpc baseline raw)
 if cmake --build build-bench --target help | grep -c 'grpc-bench-server' \
     >/dev/null; then
     targets+=(grpc-bench grpc-bench-server)
     systems+=(grpc)
 fi
+for peer in nng zmq capnp; do # bench/peers: each where its library is
+    if cmake --build build-bench --target help |
+        grep -c "$peer-bench-server" >/dev/null; then
+        targets+=("$peer-bench" "$peer-bench-server")
+        systems+=("$peer")
+    fi
+done
 cmake --build build-bench -j"$(nproc)" --target "${targets[@]}" >/dev/null
 bin=build-bench/bench
 
@@ -65,7 +77,9 @@ server_start() {
     local sys=$1 server=$bin/rawrpc-bench-server
     shift
     [ "$sys" = baseline ] && server=$bin/baseline-server
+    [ "$sys" = raw ] && { server=$bin/baseline-server; set -- --raw "$@"; }
     [ "$sys" = grpc ] && server=$bin/grpc-bench-server
+    case $sys in nng | zmq | capnp) server=$bin/$sys-bench-server ;; esac
     local portfile
     portfile=$(mktemp)
     "${pin_srv[@]}" "$server" "$@" >"$portfile" &
@@ -88,6 +102,7 @@ server_stop() {
 client_for() { # system
     case $1 in
     grpc) echo "$bin/grpc-bench" ;;
+    nng | zmq | capnp) echo "$bin/$1-bench" ;;
     *) echo "$bin/rawrpc-bench" ;;
     esac
 }
@@ -117,6 +132,9 @@ done
 
 # Syscalls per call: tracepoint counts on both processes over one run.
 events=syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto
+events=$events,syscalls:sys_enter_recvmsg,syscalls:sys_enter_sendmsg
+events=$events,syscalls:sys_enter_read,syscalls:sys_enter_write
+events=$events,syscalls:sys_enter_readv,syscalls:sys_enter_writev
 events=$events,syscalls:sys_enter_epoll_wait,raw_syscalls:sys_enter
 if perf stat -x, -e "$events" true >/dev/null 2>&1; then
     echo "== syscalls per call" >&2
@@ -181,10 +199,23 @@ for ((r = 1; r <= rounds; r++)); do
             server_stop
         done
     done
+    # Replies from a worker thread (rr_call_reply_from_thread): the loop's
+    # flush list writes them before it polls again.
+    echo "round $r: worker" >&2
+    saved=("${pin_srv[@]}")
+    pin_srv=("${pin_all[@]}")
+    server_start rawrpc --worker
+    pin_srv=("${saved[@]}")
+    "${pin_all[@]}" "$bin/rawrpc-bench" --system rawrpc --scenario worker \
+        --payload 64 --conns 8 --inflight 16 --duration "$duration" \
+        --warmup "$warmup" --port "$port" --server-pid "$spid" \
+        >>"$out/loops.jsonl"
+    server_stop
 done
 
 # User-space instructions per call, counted by callgrind inside each
-# side's read callback (everything a wake-up does after its epoll_wait):
+# side's read callback and, for rawrpc, the loop's flush (everything a
+# wake-up does after its epoll_wait):
 # exact where the timings above are noisy, blind to the kernel and to
 # cache misses.  64 B, 1 conn x 64.
 instr_one() { # system side
@@ -197,6 +228,7 @@ instr_one() { # system side
     esac
     local vg=(valgrind -q --tool=callgrind --callgrind-out-file="$cg"
               --collect-atstart=no --toggle-collect="$cb")
+    [ "$sys" = rawrpc ] && vg+=(--toggle-collect=conn_flush_all_cb)
     local saved=("${pin_srv[@]}") cli=("${pin_cli[@]}")
     if [ "$side" = server ]; then
         pin_srv=("${vg[@]}")

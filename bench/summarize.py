@@ -51,6 +51,33 @@ def medians(rows, key_fields, value_fields):
     return out
 
 
+def peers_of(load):
+    """The systems rawrpc is set against besides its practical limit
+    (gRPC, nng, ZeroMQ, Cap'n Proto, and any other), in the order they
+    ran."""
+    return [s for s in dict.fromkeys(r["system"] for r in load)
+            if s not in ("rawrpc", "baseline")]
+
+
+def peer_table(scenarios, peers, by, ratios):
+    rows = []
+    for sc in scenarios:
+        for p in peers:
+            x, v = by.get((p, sc)), ratios[sc].get(f"vs_{p}", {})
+            if x:
+                rows.append([sc, p, fmt(x["calls_per_s"], ".0f"),
+                             fmt(v.get("throughput"), ".2f"),
+                             fmt(x["p50_us"], ".1f"), fmt(x["p99_us"], ".1f"),
+                             fmt(v.get("p50"), ".3f"),
+                             fmt(x["srv_cpu_us_per_call"], ".2f"),
+                             fmt(v.get("srv_cpu"), ".3f"),
+                             fmt(x["rss_kb"] / 1024, ".1f")])
+    if rows:
+        table("rawrpc against its peers (medians; r/x = rawrpc / x)",
+              ["scenario", "x", "x calls/s", "r/x", "x p50us", "x p99us",
+               "p50 r/x", "x srv us/call", "cpu r/x", "x MB"], rows)
+
+
 def ratio(a, b):
     return round(a / b, 3) if b else None
 
@@ -76,10 +103,15 @@ def syscalls(run_json, srv_csv, cli_csv):
         run = json.load(f)
     calls = max(run["calls"], 1)
     row = {"system": run["system"], "scenario": run["scenario"]}
+    # Every way the systems read and write a socket counts: rawrpc and
+    # the limit use recv/send, gRPC and nng sendmsg/recvmsg, capnp
+    # read/writev.
     names = {"raw_syscalls:sys_enter": "syscalls",
-             "syscalls:sys_enter_recvfrom": "recv",
-             "syscalls:sys_enter_sendto": "send",
              "syscalls:sys_enter_epoll_wait": "epoll_wait"}
+    for call in ("recvfrom", "recvmsg", "read", "readv"):
+        names[f"syscalls:sys_enter_{call}"] = "recv"
+    for call in ("sendto", "sendmsg", "write", "writev"):
+        names[f"syscalls:sys_enter_{call}"] = "send"
     for side, path in (("srv", srv_csv), ("cli", cli_csv)):
         with open(path) as f:
             for line in f:
@@ -89,8 +121,8 @@ def syscalls(run_json, srv_csv, cli_csv):
                         n = float(parts[0])
                     except ValueError:
                         continue
-                    row[f"{side}_{names[parts[2]]}_per_call"] = round(
-                        n / calls, 4)
+                    key = f"{side}_{names[parts[2]]}_per_call"
+                    row[key] = round(row.get(key, 0) + n / calls, 4)
     print(json.dumps(row))
 
 
@@ -126,12 +158,15 @@ def chart(load, png):
                              if r else ["NaN"] * 3)
                 f.write(sc + " " + " ".join(str(v) for v in vals) + "\n")
         n = len(systems)
+        # A colour per system in both plots (gnuplot's own cycle of 8
+        # would repeat among the latency bars); p99 is its p50 hatched.
         tput = ", ".join(
-            f"'{dat}' using {2 + 3 * i}:xtic(1) title '{s}'"
+            f"'{dat}' using {2 + 3 * i}:xtic(1) title '{s}' lc {i + 1}"
             for i, s in enumerate(systems))
         lat = ", ".join(
-            f"'{dat}' using {3 + 3 * i}:xtic(1) title '{s} p50', "
-            f"'' using {4 + 3 * i} title '{s} p99'"
+            f"'{dat}' using {3 + 3 * i}:xtic(1) title '{s} p50' lc {i + 1}, "
+            f"'' using {4 + 3 * i} title '{s} p99' lc {i + 1} "
+            f"fs pattern 2 border -1"
             for i, s in enumerate(systems))
         script = f"""
 set terminal pngcairo size 1200,900 font ',10'
@@ -144,7 +179,7 @@ set key top right
 set logscale y
 set grid ytics
 set xtics rotate by -20
-set title 'Throughput, calls/s (log scale): {n} systems, same load generator'
+set title 'Throughput, calls/s (log scale): {n} systems, same load'
 plot {tput}
 set title 'Latency, microseconds (log scale): p50 and p99'
 set key top left
@@ -174,6 +209,7 @@ def report(d, out_json, out_png):
     sysc = read_jsonl(os.path.join(d, "syscalls.jsonl"))
     by = {(r["system"], r["scenario"]): r for r in load}
     scenarios = list(dict.fromkeys(r["scenario"] for r in load))
+    peers = peers_of(load)
 
     ratios, rows = {}, []
     for sc in scenarios:
@@ -187,12 +223,14 @@ def report(d, out_json, out_png):
                 "p99": ratio(r["p99_us"], b["p99_us"]),
                 "srv_cpu": ratio(r["srv_cpu_us_per_call"],
                                  b["srv_cpu_us_per_call"])}
-        if r and g:
-            rt["vs_grpc"] = {
-                "throughput": ratio(r["calls_per_s"], g["calls_per_s"]),
-                "p50": ratio(r["p50_us"], g["p50_us"]),
-                "srv_cpu": ratio(r["srv_cpu_us_per_call"],
-                                 g["srv_cpu_us_per_call"])}
+        for p in peers:  # vs_grpc, vs_nng, vs_zmq, vs_capnp, ...
+            x = by.get((p, sc))
+            if r and x:
+                rt[f"vs_{p}"] = {
+                    "throughput": ratio(r["calls_per_s"], x["calls_per_s"]),
+                    "p50": ratio(r["p50_us"], x["p50_us"]),
+                    "srv_cpu": ratio(r["srv_cpu_us_per_call"],
+                                     x["srv_cpu_us_per_call"])}
         if sc in paired:
             rt.setdefault("vs_baseline", {})["throughput_rounds"] = paired[sc]
         ratios[sc] = rt
@@ -216,6 +254,7 @@ def report(d, out_json, out_png):
            "r/b by round", "r/g",
            "r p50us", "p50 r/b", "p99 r/b", "cpu r/b", "allocs",
            "r MB", "g MB"], rows)
+    peer_table(scenarios, peers, by, ratios)
 
     if sysc:
         table("syscalls per call (server | client)",
@@ -278,7 +317,7 @@ def report(d, out_json, out_png):
             for side in ("server", "client")
             if per.get(("rawrpc", side)) and per.get(("baseline", side))}
         table("user-space instructions per call (callgrind, 64 B x 64, "
-              "inside the read callback)",
+              "inside the read callback and the flush)",
               ["system", "side", "calls", "instructions/call"],
               [[r["system"], r["side"], r["calls"], fmt(r["per_call"], ".0f")]
                for r in instr])

@@ -2,10 +2,11 @@
 //
 // conn.c -- one rawrpc connection; see conn.h.
 //
-// Per wake-up: read in large chunks, decode every complete frame, then
-// write everything queued in one send.  The timer is lazy (libev's "be
-// smart about timeouts"): activity only stamps last_rx, and the timer
-// works out what is due when it fires.
+// Per wake-up: read in large chunks and decode every complete frame; what
+// the frames produced goes out in one send per connection from the loop's
+// flush list just before the loop polls again (scratch.h).  The timer is lazy
+// (libev's "be smart about timeouts"): activity only stamps last_rx, and the
+// timer works out what is due when it fires.
 
 #include "util/container.h"
 #include "transport/conn.h"
@@ -41,6 +42,7 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static int conn_flush(rr_conn *c);
+static void conn_attach(rr_conn *c);
 
 // Output may hold the high-water mark plus one largest frame the peer
 // accepts, so a frame that fits the protocol always fits the buffer.
@@ -113,6 +115,8 @@ rr__conn_start(rr_conn *c, struct ev_loop *loop, int fd, bool is_client,
     c->tx_seen = 0;
     c->busy = 0;
     c->goaway_last = 0;
+    c->flush_next = NULL;
+    c->flush_pprev = NULL;
     rr__settings_init(&c->peer);
     c->last_rx = ev_now(loop);
     c->ping_at = 0;
@@ -127,6 +131,7 @@ rr__conn_start(rr_conn *c, struct ev_loop *loop, int fd, bool is_client,
     rr__buf_init(&c->out, conn_out_cap(c));
     snprintf(c->peer_name, sizeof(c->peer_name), "%s", peer_name);
     conn_sockopts(c);
+    conn_attach(c);
 
     ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
     ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
@@ -164,6 +169,76 @@ rr__conn_release(rr_conn *c)
     conn_leave(c);
 }
 
+// ------------------------------------------------------------ flush list
+
+static void conn_flush_all_cb(struct ev_loop *loop, ev_prepare *w, int revents);
+static void conn_flush_late_cb(struct ev_loop *loop, ev_idle *w, int revents);
+
+// A connection uses its owner's shared buffer, and so its flush list,
+// from its start to its close (scratch.h).
+static void
+conn_attach(rr_conn *c)
+{
+    rr_scratch *s = c->cfg.scratch;
+
+    if (s == NULL || s->conns++ > 0)
+        return;
+    ev_set_cb(&s->flush, conn_flush_all_cb);
+    ev_prepare_start(c->loop, &s->flush);
+    ev_unref(c->loop); // the connections' own watchers hold the loop
+}
+
+static void
+conn_detach(rr_conn *c)
+{
+    rr_scratch *s = c->cfg.scratch;
+
+    if (s == NULL || --s->conns > 0)
+        return;
+    ev_ref(c->loop);
+    ev_prepare_stop(c->loop, &s->flush);
+    ev_idle_stop(c->loop, &s->flush_late);
+}
+
+// Puts c on its loop's flush list: written once, just before the loop
+// polls.  A connection without the shared buffer (no owner's scratch)
+// waits for its write watcher instead.
+static void
+conn_enlist(rr_conn *c)
+{
+    rr_scratch *s = c->cfg.scratch;
+
+    if (s == NULL) {
+        ev_io_start(c->loop, &c->wio);
+        return;
+    }
+    if (s->flush_iter == ev_iteration(c->loop) &&
+        !ev_is_active(&s->flush_late)) {
+        // This iteration's flush ran already (a prepare watcher of the
+        // same priority queued this): the next one writes it, with no
+        // blocking poll in between.
+        ev_set_cb(&s->flush_late, conn_flush_late_cb);
+        ev_idle_start(c->loop, &s->flush_late);
+    }
+    c->flush_next = s->flush_head;
+    if (s->flush_head != NULL)
+        s->flush_head->flush_pprev = &c->flush_next;
+    s->flush_head = c;
+    c->flush_pprev = &s->flush_head;
+}
+
+static void
+conn_unlist(rr_conn *c)
+{
+    if (c->flush_pprev == NULL)
+        return;
+    *c->flush_pprev = c->flush_next;
+    if (c->flush_next != NULL)
+        c->flush_next->flush_pprev = c->flush_pprev;
+    c->flush_next = NULL;
+    c->flush_pprev = NULL;
+}
+
 // Whether the output is under the high-water mark.
 static bool
 conn_write_space(const rr_conn *c)
@@ -176,8 +251,9 @@ rr__conn_queued_slow(rr_conn *c)
 {
     if (c->state == RR_CONN_CLOSED || c->state == RR_CONN_CONNECTING)
         return;
-    if (rr__buf_size(&c->out) > 0 && !ev_is_active(&c->wio))
-        ev_io_start(c->loop, &c->wio);
+    if (rr__buf_size(&c->out) > 0 && !ev_is_active(&c->wio) &&
+        c->flush_pprev == NULL)
+        conn_enlist(c);
     if (!conn_write_space(c) && !c->paused && !c->peer_eof) {
         c->paused = true; // the peer is not reading: stop taking requests
         ev_io_stop(c->loop, &c->rio);
@@ -190,6 +266,8 @@ rr__conn_close(rr_conn *c, int err, const char *why)
     if (c->state == RR_CONN_CLOSED)
         return;
     c->state = RR_CONN_CLOSED;
+    conn_unlist(c);
+    conn_detach(c);
     ev_io_stop(c->loop, &c->rio);
     ev_io_stop(c->loop, &c->wio);
     ev_timer_stop(c->loop, &c->timer);
@@ -238,6 +316,7 @@ conn_shut_if_done(rr_conn *c)
 static int
 conn_flush(rr_conn *c)
 {
+    conn_unlist(c); // whatever is left waits for the write watcher
     while (rr__buf_size(&c->out) > 0) {
         ssize_t n = c->io->ops->send(c->io, rr__buf_data(&c->out),
                                      rr__buf_size(&c->out));
@@ -396,7 +475,7 @@ conn_frame(rr_conn *c, const rr_frame *f)
                           "no room to answer a PING");
             return RR_ENOBUFS;
         }
-        ev_io_start(c->loop, &c->wio);
+        rr__conn_queued(c);
         return RR_OK;
     case RR_FRAME_PONG:
         return RR_OK; // any bytes prove liveness; last_rx is already set
@@ -691,10 +770,8 @@ conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
     if (c->state != RR_CONN_CLOSED && rr__buf_size(&c->in) == 0 &&
         c->in.cap > KEEP_BUF)
         rr__buf_release(&c->in);
-    // One write for everything this wake-up produced.
-    if (c->state != RR_CONN_CLOSED && rr__buf_size(&c->out) > 0 &&
-        conn_flush(c) == RR_OK)
-        conn_after_write(c);
+    // What this wake-up produced waits on the loop's flush list, with
+    // every other connection's, for the end of the iteration.
     conn_leave(c);
 }
 
@@ -730,6 +807,40 @@ conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
     if (c->state != RR_CONN_CLOSED && conn_flush(c) == RR_OK)
         conn_after_write(c);
     conn_leave(c);
+}
+
+// The loop's flush list, just before it polls: one write for everything
+// each listed connection queued this iteration.  Each is taken off the
+// list before its write, which may close it and so run owner code that
+// closes others (they leave the list) or drops the owner's reference to
+// the shared buffer: a reference is held meanwhile.
+static void
+conn_flush_all_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    rr_scratch *s = RR_CONTAINER_OF(w, rr_scratch, flush);
+    rr_conn *c;
+
+    s->flush_iter = ev_iteration(loop);
+    if (s->flush_head == NULL)
+        return;
+    atomic_fetch_add(&s->refs, 1);
+    while ((c = s->flush_head) != NULL) {
+        conn_enter(c);
+        if (conn_flush(c) == RR_OK)
+            conn_after_write(c);
+        conn_leave(c);
+    }
+    rr__scratch_unref(s);
+}
+
+// Only makes the poll after a late enlisting return at once.
+static void
+conn_flush_late_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    (void) revents;
+    ev_idle_stop(loop, w);
 }
 
 // The heartbeat: PING after hb_interval of silence; dead when a PING got

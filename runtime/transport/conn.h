@@ -93,6 +93,10 @@ struct rr_conn {
     uint64_t tx_bytes;     // written so far
     uint64_t tx_seen;      // tx_bytes at the last tick after the EOF
     rr_buf in, out;
+    // On the loop's flush list (scratch.h) while output waits for the
+    // end of the iteration: the link, and where this entry's address is
+    // kept (NULL: not listed).
+    rr_conn *flush_next, **flush_pprev;
     char peer_name[80]; // "127.0.0.1:40112", for logs and calls
 };
 
@@ -106,15 +110,17 @@ void rr__conn_start(rr_conn *c, struct ev_loop *loop, int fd, bool is_client,
                     const rr_conn_ops *ops, const char *peer_name);
 
 // rr__conn_queued tells the connection new frames are in c->out: they go
-// out in one write at the end of this loop iteration.  Past the high-water
-// mark it stops reading the peer.  Inline for the frames after the first
-// of a wake-up, which find everything already set.
+// out in one write per connection just before the loop polls again (the
+// loop's flush list), or when the socket takes them if it was full.  Past
+// the high-water mark it stops reading the peer.  Inline for the frames
+// after the first of an iteration, which find everything already set.
 void rr__conn_queued_slow(rr_conn *c);
 
 static inline void
 rr__conn_queued(rr_conn *c)
 {
-    if (c->state == RR_CONN_OPEN && ev_is_active(&c->wio) &&
+    if (c->state == RR_CONN_OPEN &&
+        (c->flush_pprev != NULL || ev_is_active(&c->wio)) &&
         (c->cfg.out_high == 0 || rr__buf_size(&c->out) < c->cfg.out_high))
         return;
     rr__conn_queued_slow(c);

@@ -4,6 +4,8 @@
 
 #include "transport/scratch.h"
 
+#include <assert.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -28,6 +30,12 @@ rr__scratch_get(struct ev_loop *loop)
         s->loop = loop;
         atomic_init(&s->refs, 1);
         s->busy = false;
+        ev_prepare_init(&s->flush, NULL);
+        ev_set_priority(&s->flush, EV_MINPRI);
+        ev_idle_init(&s->flush_late, NULL);
+        s->flush_iter = UINT_MAX;
+        s->conns = 0;
+        s->flush_head = NULL;
         s->next = scratch_list;
         scratch_list = s;
     }
@@ -48,5 +56,9 @@ rr__scratch_unref(rr_scratch *s)
         }
     }
     pthread_mutex_unlock(&scratch_mu);
+    // Every connection leaves the list when it closes, and its owner
+    // holds a reference until then: nothing is queued, nothing watches.
+    assert(s->flush_head == NULL && s->conns == 0 && !ev_is_active(&s->flush) &&
+           !ev_is_active(&s->flush_late));
     free(s);
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
-// scratch.h -- one read buffer per event loop, shared by every
-// connection on it.
+// scratch.h -- one read buffer and one flush list per event loop,
+// shared by every connection on it.
 
 #ifndef RR_SCRATCH_H
 #define RR_SCRATCH_H
@@ -17,13 +17,31 @@
 // input buffer, and a thousand channels on a loop hold one buffer, not a
 // thousand.  It is reference counted: owners hold one each, and a read
 // holds one too, because a handler may free the last owner mid-read.
+//
+// It also keeps the loop's flush list (conn.c): the connections with
+// output queued this iteration, written by one prepare watcher just
+// before the loop polls again, so a wake-up costs no write-watcher start
+// and stop, and output queued from anywhere (a handler, a worker's
+// completion, a timer) leaves in one write per connection.  The watcher
+// is active while any connection uses the buffer, without holding the
+// loop (ev_unref), so every iteration's prepare phase includes it; it has
+// the lowest priority, so it runs after the loop's other prepare
+// watchers, which may queue output too.  Output queued after it ran in
+// the same phase starts the idle watcher: the poll that follows does not
+// block, and the next iteration writes it.
 #define RR_SCRATCH_SIZE ((size_t) 256 * 1024)
+struct rr_conn;
 typedef struct rr_scratch rr_scratch;
 struct rr_scratch {
     struct ev_loop *loop;
     atomic_uint refs;
     bool busy; // a connection is decoding from it
     rr_scratch *next;
+    ev_prepare flush;           // conn.c sets the callbacks
+    ev_idle flush_late;         // queued after the flush: poll at once
+    unsigned flush_iter;        // ev_iteration of the last flush
+    unsigned conns;             // connections using it (loop thread)
+    struct rr_conn *flush_head; // loop thread only
     uint8_t data[];
 };
 

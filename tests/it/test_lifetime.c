@@ -469,6 +469,47 @@ test_lifetime_free_server_from_connection_close_cancel(void **state)
     ev_run(fx->loop, 0);
 }
 
+// The loop writes every connection's output from one watcher just
+// before it polls (transport/scratch.h).  There one peer's write meets its
+// reset, the close cancels its held call, and that cancel callback frees
+// the server, with the other peers' replies still waiting on the same
+// list and the server the last owner of the loop's shared buffer.
+static void
+test_lifetime_free_server_from_the_loops_flush(void **state)
+{
+    fixture *fx = *state;
+    rawpeer a, others[3];
+
+    fx->handlers[M_UNSET] = h_hold_free;
+    assert_int_equal(fx_restart(fx, NULL, NULL), 0);
+    rr_channel_free(fx->ch); // the server alone holds the buffer
+    fx->ch = NULL;
+    rawpeer_connect(&a, fx);
+    rawpeer_handshake(&a);
+    rawpeer_request(&a, 1, test_methods[M_UNSET].full_name, "held", 0);
+    while (fx->n_held < 1 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    fx->n_held = 0; // nothing for the teardown to complete
+    for (int i = 0; i < 3; i++) {
+        rawpeer_connect(&others[i], fx);
+        rawpeer_handshake(&others[i]);
+        rawpeer_request(&others[i], 1, test_methods[M_ECHO].full_name, "e", 0);
+    }
+    // a's Echo is read with the others' in one wake-up; its reply's write
+    // finds the reset.
+    rawpeer_request(&a, 3, test_methods[M_ECHO].full_name, "e", 0);
+    rawpeer_reset(&a);
+    while (fx->cancels < 1 && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    assert_false(fx->guard_fired);
+    assert_int_equal(fx->cancels, 1);
+    fx->srv = NULL;
+    for (int i = 0; i < 3; i++) {
+        rawpeer_wait_eof(&others[i]); // served or not, closed: no leak
+        rawpeer_close(&others[i]);
+    }
+}
+
 // Calls held on two loops of one server: the handlers run on either
 // loop's thread and tell the test's loop through an ev_async.
 typedef struct multi {
@@ -812,6 +853,7 @@ main(void)
         T(test_lifetime_free_server_from_grace_period_cancel),
         T(test_lifetime_thread_completion_wins_over_cancel),
         T(test_lifetime_free_server_from_connection_close_cancel),
+        T(test_lifetime_free_server_from_the_loops_flush),
         T(test_lifetime_multiloop_complete_after_free),
         T(test_lifetime_call_loop_after_free),
         T(test_lifetime_loop_init_frees_server),

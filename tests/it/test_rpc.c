@@ -575,6 +575,82 @@ test_rpc_deadline_and_cancel_propagate(void **state)
     assert_int_equal(fx->cancels, 1);
 }
 
+// Output is written by one watcher per loop just before the loop polls
+// (transport/scratch.h).  A call started from the user's own prepare
+// watcher, which runs in that same phase before or after it, must still
+// go out at once: not wait, with the loop asleep, for an unrelated event.
+typedef struct prep_call {
+    fixture *fx;
+    ev_prepare w;
+    ev_timer late; // fires only if the request sat in the output
+    bool armed, timed_out;
+    outcome o;
+} prep_call;
+
+static void
+prep_call_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    prep_call *pc =
+        (prep_call *) (void *) ((char *) w - offsetof(prep_call, w));
+
+    (void) revents;
+    if (!pc->armed)
+        return;
+    ev_prepare_stop(loop, w);
+    assert_int_equal(fx_call(pc->fx, M_ECHO, "prepared", NULL, &pc->o), RR_OK);
+}
+
+static void
+prep_late_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    ((prep_call *) w->data)->timed_out = true;
+}
+
+static void
+prepared_call(fixture *fx, int priority)
+{
+    prep_call pc = {.fx = fx};
+    outcome first;
+
+    ev_prepare_init(&pc.w, prep_call_cb);
+    ev_set_priority(&pc.w, priority);
+    ev_prepare_start(fx->loop, &pc.w);
+    // New connections restart the loop's flush watcher after ours, so at
+    // the same priority ours runs after it (libev runs the newest first).
+    assert_int_equal(fx_restart(fx, NULL, NULL), 0);
+    assert_int_equal(fx_call(fx, M_ECHO, "connect", NULL, &first), RR_OK);
+    fx_wait(fx, &first);
+    assert_int_equal(first.status, RR_STATUS_OK);
+    // Nothing else pending (deferred frees, deliveries) may wake the loop:
+    // only the flush can send the call.
+    for (int i = 0; i < 8; i++)
+        ev_run(fx->loop, EVRUN_NOWAIT);
+    pc.armed = true; // straight into the open connection's output
+    ev_timer_init(&pc.late, prep_late_cb, 2.0, 0.);
+    pc.late.data = &pc;
+    ev_timer_start(fx->loop, &pc.late);
+    while (pc.o.runs == 0 && !pc.timed_out && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    ev_timer_stop(fx->loop, &pc.late);
+    ev_prepare_stop(fx->loop, &pc.w);
+    assert_false(pc.timed_out);
+    assert_int_equal(pc.o.runs, 1);
+    assert_int_equal(pc.o.status, RR_STATUS_OK);
+    assert_string_equal(pc.o.text, "prepared");
+}
+
+static void
+test_rpc_call_from_prepare_watchers(void **state)
+{
+    fixture *fx = *state;
+
+    prepared_call(fx, 0);         // runs before the flush
+    prepared_call(fx, EV_MINPRI); // after it, in the same phase
+    prepared_call(fx, EV_MAXPRI);
+}
+
 static void
 call_again_cb(const rr_result *res, void *arg)
 {
@@ -1122,6 +1198,7 @@ main(void)
         T(test_rpc_deadline_and_cancel_propagate),
         T(test_rpc_reentrancy_from_callbacks),
         T(test_rpc_nested_loop_in_callback_keeps_reply),
+        T(test_rpc_call_from_prepare_watchers),
         T(test_rpc_server_freed_in_handler),
         T(test_rpc_two_hundred_connections),
         T(test_rpc_unix_and_ipv6),
