@@ -293,20 +293,27 @@ rr__ch_requeue(rr_channel *ch, ch_call *pc)
     q_push(ch, pc, true);
 }
 
-// Before each poll while queued calls wait for the output: once the
-// connection has written it down to OUT_LOW (or is gone), pump again.
-static void
-ch_drain_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+void
+rr__ch_drain(rr_channel *ch)
 {
-    (void) revents;
-    rr_channel *ch = RR_CONTAINER_OF(w, rr_channel, drain);
-
-    if (ch->q_head != NULL && !rr__sub_drained(&ch->sub))
+    if (!ev_is_active(&ch->drain) ||
+        (ch->q_head != NULL && !rr__sub_drained(&ch->sub)))
         return;
-    ev_prepare_stop(loop, w);
+    ev_prepare_stop(ch->loop, &ch->drain);
     rr__ch_hold(ch);
     rr__ch_pump(ch);
     rr__ch_release(ch);
+}
+
+// Before each poll while queued calls wait for the output, and after each
+// write of it (cc_on_written): once the connection has written it down
+// to OUT_LOW (or is gone), pump again.
+static void
+ch_drain_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    rr__ch_drain(RR_CONTAINER_OF(w, rr_channel, drain));
 }
 
 // Fails the queued calls that do not wait for ready; the others keep

@@ -114,6 +114,11 @@ rr__ch_release(rr_channel *ch)
 // no user code.
 void rr__ch_pump(rr_channel *ch);
 
+// rr__ch_drain pumps again when calls wait for the output to drain and it
+// has (to RR__SUB_OUT_LOW, or the connection is gone).  Runs no user
+// code.
+void rr__ch_drain(rr_channel *ch);
+
 // rr__ch_requeue puts a call that never ran (its REQUEST crossed a
 // GOAWAY) back at the queue's head.
 void rr__ch_requeue(rr_channel *ch, ch_call *pc);

@@ -470,11 +470,22 @@ cc_on_free(rr_conn *c)
     free(cc);
 }
 
+// The output is empty: calls waiting for room may go (rr__ch_drain).
+static void
+cc_on_written(rr_conn *c)
+{
+    ch_conn *cc = RR_CONTAINER_OF(c, ch_conn, c);
+
+    if (cc->sub->conn == cc)
+        rr__ch_drain(cc->sub->ch);
+}
+
 static const rr_conn_ops cc_ops = {
     .on_open = cc_on_open,
     .on_frame = cc_on_frame,
     .on_close = cc_on_close,
     .on_free = cc_on_free,
+    .on_written = cc_on_written,
 };
 
 void

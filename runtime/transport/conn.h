@@ -45,6 +45,10 @@ typedef struct rr_conn_ops {
     void (*on_close)(rr_conn *c, int err, const char *why);
     // The memory may go now.
     void (*on_free)(rr_conn *c);
+    // All queued output was written: an owner that holds frames back
+    // until the output drains may queue them now.  NULL: not told.  Not
+    // called from the write of a connection that is failing.
+    void (*on_written)(rr_conn *c);
 } rr_conn_ops;
 
 typedef struct rr_conn_cfg {
@@ -110,10 +114,10 @@ void rr__conn_start(rr_conn *c, struct ev_loop *loop, int fd, bool is_client,
                     const rr_conn_ops *ops, const char *peer_name);
 
 // rr__conn_queued tells the connection new frames are in c->out: they go
-// out in one write per connection just before the loop polls again (the
-// loop's flush list), or when the socket takes them if it was full.  Past
-// the high-water mark it stops reading the peer.  Inline for the frames
-// after the first of an iteration, which find everything already set.
+// out in one write per connection once the loop's callbacks under way are
+// done (the loop's flush list, scratch.h), or when the socket takes them
+// if it was full.  Past the high-water mark it stops reading the peer.
+// Inline for the frames after the first, which find everything set.
 void rr__conn_queued_slow(rr_conn *c);
 
 static inline void

@@ -5,7 +5,6 @@
 #include "transport/scratch.h"
 
 #include <assert.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -32,9 +31,6 @@ rr__scratch_get(struct ev_loop *loop)
         s->busy = false;
         ev_prepare_init(&s->flush, NULL);
         ev_set_priority(&s->flush, EV_MINPRI);
-        ev_idle_init(&s->flush_late, NULL);
-        s->flush_iter = UINT_MAX;
-        s->conns = 0;
         s->flush_head = NULL;
         s->next = scratch_list;
         scratch_list = s;
@@ -58,7 +54,6 @@ rr__scratch_unref(rr_scratch *s)
     pthread_mutex_unlock(&scratch_mu);
     // Every connection leaves the list when it closes, and its owner
     // holds a reference until then: nothing is queued, nothing watches.
-    assert(s->flush_head == NULL && s->conns == 0 && !ev_is_active(&s->flush) &&
-           !ev_is_active(&s->flush_late));
+    assert(s->flush_head == NULL && !ev_is_pending(&s->flush));
     free(s);
 }

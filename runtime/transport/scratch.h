@@ -19,16 +19,14 @@
 // holds one too, because a handler may free the last owner mid-read.
 //
 // It also keeps the loop's flush list (conn.c): the connections with
-// output queued this iteration, written by one prepare watcher just
-// before the loop polls again, so a wake-up costs no write-watcher start
-// and stop, and output queued from anywhere (a handler, a worker's
-// completion, a timer) leaves in one write per connection.  The watcher
-// is active while any connection uses the buffer, without holding the
-// loop (ev_unref), so every iteration's prepare phase includes it; it has
-// the lowest priority, so it runs after the loop's other prepare
-// watchers, which may queue output too.  Output queued after it ran in
-// the same phase starts the idle watcher: the poll that follows does not
-// block, and the next iteration writes it.
+// output queued, each written once after the callbacks the loop is
+// running now, so a wake-up costs no write-watcher start and stop, and
+// output queued from anywhere (a handler, a worker's completion, a
+// timer, a user's watcher, a nested loop) leaves in one write per
+// connection.  Its watcher is never started: the first connection put on
+// the list feeds it (ev_feed_event) at the lowest priority, which libev
+// runs within the round of callbacks under way, after the others, at any
+// nesting depth, or at the start of the next ev_run.
 #define RR_SCRATCH_SIZE ((size_t) 256 * 1024)
 struct rr_conn;
 typedef struct rr_scratch rr_scratch;
@@ -37,10 +35,7 @@ struct rr_scratch {
     atomic_uint refs;
     bool busy; // a connection is decoding from it
     rr_scratch *next;
-    ev_prepare flush;           // conn.c sets the callbacks
-    ev_idle flush_late;         // queued after the flush: poll at once
-    unsigned flush_iter;        // ev_iteration of the last flush
-    unsigned conns;             // connections using it (loop thread)
+    ev_prepare flush;           // never started, only fed (conn.c)
     struct rr_conn *flush_head; // loop thread only
     uint8_t data[];
 };

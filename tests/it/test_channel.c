@@ -17,6 +17,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1062,6 +1063,166 @@ test_channel_raw_call_frees_channel(void **state)
     fx_run_for(fx, 0.02);
 }
 
+// ------------------------------------------- a server on another loop
+
+// A server on a loop and thread of its own that holds every call, and
+// tells the test's loop (an ev_async) once it holds `want` of them: the
+// channel's loop then has nothing to wake it but its own output.
+typedef struct far_server {
+    struct ev_loop *loop, *test_loop;
+    rr_server *srv;
+    ev_async stop, reached;
+    pthread_t th;
+    pthread_mutex_t mu;
+    rr_call *held[128];
+    int n, want;
+    bool got_all;
+    char target[64];
+} far_server;
+
+static void
+far_hold(rr_call *call, const ProtobufCMessage *req, void *arg)
+{
+    far_server *fs = arg;
+
+    (void) req;
+    pthread_mutex_lock(&fs->mu);
+    if (fs->n < 128)
+        fs->held[fs->n++] = call;
+    else
+        rr_call_fail(call, RR_STATUS_ABORTED, "too many");
+    if (fs->n == fs->want)
+        ev_async_send(fs->test_loop, &fs->reached);
+    pthread_mutex_unlock(&fs->mu);
+}
+
+static void
+far_stop_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void) w;
+    (void) revents;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+far_reached_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    ((far_server *) w->data)->got_all = true;
+}
+
+static void
+far_late_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    *(bool *) w->data = true;
+}
+
+static void *
+far_main(void *arg)
+{
+    far_server *fs = arg;
+
+    ev_run(fs->loop, 0);
+    for (int i = 0; i < fs->n; i++)
+        rr_call_fail(fs->held[i], RR_STATUS_ABORTED, "test over");
+    rr_server_free(fs->srv);
+    ev_async_stop(fs->loop, &fs->stop);
+    ev_loop_destroy(fs->loop);
+    return NULL;
+}
+
+static void
+far_start(far_server *fs, struct ev_loop *test_loop)
+{
+    rr_handler_cb hs[8];
+
+    memset(fs, 0, sizeof(*fs));
+    for (int i = 0; i < 8; i++)
+        hs[i] = far_hold;
+    hs[M_UNSET] = NULL;
+    pthread_mutex_init(&fs->mu, NULL);
+    fs->test_loop = test_loop;
+    fs->loop = ev_loop_new(EVFLAG_AUTO);
+    assert_non_null(fs->loop);
+    assert_int_equal(rr_server_new(&fs->srv, fs->loop, NULL), RR_OK);
+    assert_int_equal(
+        rr_server_add_service(fs->srv, &rrtest__test__descriptor, hs, fs),
+        RR_OK);
+    assert_int_equal(rr_server_listen(fs->srv, "127.0.0.1:0"), RR_OK);
+    snprintf(fs->target, sizeof(fs->target), "127.0.0.1:%u",
+             (unsigned) rr_server_port(fs->srv));
+    ev_async_init(&fs->stop, far_stop_cb);
+    ev_async_start(fs->loop, &fs->stop);
+    ev_async_init(&fs->reached, far_reached_cb);
+    fs->reached.data = fs;
+    ev_async_start(test_loop, &fs->reached);
+    assert_int_equal(pthread_create(&fs->th, NULL, far_main, fs), 0);
+}
+
+// Runs the test's loop until the server holds want calls, or 2 s pass.
+static bool
+far_wait(far_server *fs, fixture *fx, int want)
+{
+    bool late = false;
+    ev_timer t;
+
+    pthread_mutex_lock(&fs->mu);
+    fs->want = want;
+    fs->got_all = fs->n >= want;
+    pthread_mutex_unlock(&fs->mu);
+    ev_timer_init(&t, far_late_cb, 2.0, 0.);
+    t.data = &late;
+    ev_timer_start(fx->loop, &t);
+    while (!fs->got_all && !late && !fx->guard_fired)
+        ev_run(fx->loop, EVRUN_ONCE);
+    ev_timer_stop(fx->loop, &t);
+    return fs->got_all;
+}
+
+static void
+far_stop(far_server *fs, struct ev_loop *test_loop)
+{
+    ev_async_send(fs->loop, &fs->stop);
+    pthread_join(fs->th, NULL);
+    ev_async_stop(test_loop, &fs->reached);
+    pthread_mutex_destroy(&fs->mu);
+}
+
+// rawrpc.h: calls wait while 4 MiB of requests wait to be written, and go
+// as room comes.  Here the room comes at once (loopback takes the 4 MiB in
+// one write from the loop's flush list) and nothing else will wake the
+// loop: the waiting calls must go without a wake-up of their own.
+static void
+test_channel_calls_past_the_output_limit_go_as_room_comes(void **state)
+{
+    fixture *fx = *state;
+    static outcome o[81];
+    static uint8_t data[65536];
+    far_server fs;
+    rr_channel *ch;
+
+    far_start(&fs, fx->loop);
+    assert_int_equal(rr_channel_new(&ch, fx->loop, fs.target, NULL), RR_OK);
+    Rrtest__Echo req = RRTEST__ECHO__INIT;
+    assert_int_equal(rr_channel_call(ch, &test_methods[M_HOLD], &req.base, NULL,
+                                     result_cb, &o[0], NULL),
+                     RR_OK);
+    assert_true(far_wait(&fs, fx, 1)); // connected
+    req.data.data = data;
+    req.data.len = sizeof(data);
+    for (int i = 1; i <= 80; i++) // 5 MiB: 64 go, 16 wait for room
+        assert_int_equal(rr_channel_call(ch, &test_methods[M_HOLD], &req.base,
+                                         NULL, result_cb, &o[i], NULL),
+                         RR_OK);
+    bool all = far_wait(&fs, fx, 81);
+    far_stop(&fs, fx->loop);
+    rr_channel_free(ch); // the held calls end with the server
+    assert_true(all);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1084,6 +1245,7 @@ main(int argc, char **argv)
         T(test_channel_goaway_requeues_in_order),
         T(test_channel_raw_calls),
         T(test_channel_raw_call_frees_channel),
+        T(test_channel_calls_past_the_output_limit_go_as_room_comes),
     };
 #undef T
     return cmocka_run_group_tests_name("channel", tests, NULL, NULL);

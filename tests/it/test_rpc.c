@@ -575,15 +575,17 @@ test_rpc_deadline_and_cancel_propagate(void **state)
     assert_int_equal(fx->cancels, 1);
 }
 
-// Output is written by one watcher per loop just before the loop polls
-// (transport/scratch.h).  A call started from the user's own prepare
-// watcher, which runs in that same phase before or after it, must still
-// go out at once: not wait, with the loop asleep, for an unrelated event.
+// Output is written by one watcher per loop once the callbacks under way
+// are done (transport/scratch.h).  A call started from the user's own
+// prepare watcher, at any priority, also after running the loop nested
+// from there, must still go out at once: not wait, with the loop asleep,
+// for an unrelated event.
 typedef struct prep_call {
     fixture *fx;
     ev_prepare w;
     ev_timer late; // fires only if the request sat in the output
     bool armed, timed_out;
+    bool nest; // run the loop once, nested, before the call
     outcome o;
 } prep_call;
 
@@ -597,6 +599,8 @@ prep_call_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     if (!pc->armed)
         return;
     ev_prepare_stop(loop, w);
+    if (pc->nest) // its own round of callbacks runs what was pending
+        ev_run(loop, EVRUN_NOWAIT);
     assert_int_equal(fx_call(pc->fx, M_ECHO, "prepared", NULL, &pc->o), RR_OK);
 }
 
@@ -609,16 +613,17 @@ prep_late_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 static void
-prepared_call(fixture *fx, int priority)
+prepared_call(fixture *fx, int priority, bool nest)
 {
-    prep_call pc = {.fx = fx};
+    prep_call pc = {.fx = fx, .nest = nest};
     outcome first;
 
     ev_prepare_init(&pc.w, prep_call_cb);
     ev_set_priority(&pc.w, priority);
     ev_prepare_start(fx->loop, &pc.w);
-    // New connections restart the loop's flush watcher after ours, so at
-    // the same priority ours runs after it (libev runs the newest first).
+    // Ours is older than the new connections (a flush watcher started at
+    // the first of them would run before it at the same priority: libev
+    // runs the newest first).
     assert_int_equal(fx_restart(fx, NULL, NULL), 0);
     assert_int_equal(fx_call(fx, M_ECHO, "connect", NULL, &first), RR_OK);
     fx_wait(fx, &first);
@@ -646,9 +651,11 @@ test_rpc_call_from_prepare_watchers(void **state)
 {
     fixture *fx = *state;
 
-    prepared_call(fx, 0);         // runs before the flush
-    prepared_call(fx, EV_MINPRI); // after it, in the same phase
-    prepared_call(fx, EV_MAXPRI);
+    for (int nest = 0; nest < 2; nest++) {
+        prepared_call(fx, 0, nest);         // runs before the flush
+        prepared_call(fx, EV_MINPRI, nest); // after it, in the same phase
+        prepared_call(fx, EV_MAXPRI, nest);
+    }
 }
 
 static void
