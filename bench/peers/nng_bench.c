@@ -174,10 +174,7 @@ main(int argc, char **argv)
         fprintf(stderr, "usage: see bench/peers/nng_bench.c\n");
         return 2;
     }
-    g.req = (Rawrpc__Echo__EchoRequest) RAWRPC__ECHO__ECHO_REQUEST__INIT;
-    g.req.payload.len = g.o.payload;
-    g.req.payload.data = calloc(1, g.o.payload > 0 ? g.o.payload : 1);
-    g.req_len = rawrpc__echo__echo_request__get_packed_size(&g.req);
+    g.req_len = peer_request_init(&g.req, g.o.payload);
 
     char url[64];
     snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", g.o.port);

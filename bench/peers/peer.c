@@ -173,6 +173,15 @@ peer_meter_report(const peer_meter *m, const char *system, const peer_opts *o)
     fflush(stdout);
 }
 
+size_t
+peer_request_init(Rawrpc__Echo__EchoRequest *req, size_t payload)
+{
+    rawrpc__echo__echo_request__init(req);
+    req->payload.len = payload;
+    req->payload.data = calloc(1, payload > 0 ? payload : 1);
+    return rawrpc__echo__echo_request__get_packed_size(req);
+}
+
 bool
 peer_reply_ok(const void *p, size_t len, size_t payload)
 {

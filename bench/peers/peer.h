@@ -55,6 +55,12 @@ typedef struct peer_meter {
 
 uint64_t peer_now_ns(void);
 
+// peer_request_init makes *req the EchoRequest every call sends: payload
+// zero bytes (req->payload.data is NULL when out of memory; free it at
+// the end).  Returns its packed size.
+struct Rawrpc__Echo__EchoRequest;
+size_t peer_request_init(struct Rawrpc__Echo__EchoRequest *req, size_t payload);
+
 // peer_reply_ok unpacks len bytes at p as an EchoReply (protobuf-c, as the
 // load generators' replies are) and says whether it carries a payload of
 // the asked size.

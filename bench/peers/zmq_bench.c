@@ -167,10 +167,7 @@ main(int argc, char **argv)
         fprintf(stderr, "usage: see bench/peers/zmq_bench.c\n");
         return 2;
     }
-    g.req = (Rawrpc__Echo__EchoRequest) RAWRPC__ECHO__ECHO_REQUEST__INIT;
-    g.req.payload.len = g.o.payload;
-    g.req.payload.data = calloc(1, g.o.payload > 0 ? g.o.payload : 1);
-    g.req_len = rawrpc__echo__echo_request__get_packed_size(&g.req);
+    g.req_len = peer_request_init(&g.req, g.o.payload);
     g.nslots = (size_t) g.o.conns * (size_t) g.o.inflight;
     g.slots = calloc(g.nslots, sizeof(*g.slots));
     zmq_pollitem_t *items = calloc((size_t) g.o.conns, sizeof(*items));

@@ -305,9 +305,9 @@ rr__ch_drain(rr_channel *ch)
     rr__ch_release(ch);
 }
 
-// Before each poll while queued calls wait for the output, and after each
-// write of it (cc_on_written): once the connection has written it down
-// to OUT_LOW (or is gone), pump again.
+// Before each poll while queued calls wait for the output, and when a
+// write empties it (cc_on_written): once the connection has written it
+// down to OUT_LOW (or is gone), pump again.
 static void
 ch_drain_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {

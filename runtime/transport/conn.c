@@ -187,7 +187,7 @@ conn_enlist(rr_conn *c)
         ev_io_start(c->loop, &c->wio);
         return;
     }
-    if (s->flush_head == NULL && !ev_is_pending(&s->flush)) {
+    if (s->flush_head == NULL) { // not fed: conn_unlist clears a feed
         ev_set_cb(&s->flush, conn_flush_all_cb);
         ev_feed_event(c->loop, &s->flush, EV_CUSTOM);
     }

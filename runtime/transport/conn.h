@@ -98,8 +98,8 @@ struct rr_conn {
     uint64_t tx_seen;      // tx_bytes at the last tick after the EOF
     rr_buf in, out;
     // On the loop's flush list (scratch.h) while output waits for the
-    // end of the iteration: the link, and where this entry's address is
-    // kept (NULL: not listed).
+    // end of the loop's round of callbacks: the link, and where this
+    // entry's address is kept (NULL: not listed).
     rr_conn *flush_next, **flush_pprev;
     char peer_name[80]; // "127.0.0.1:40112", for logs and calls
 };

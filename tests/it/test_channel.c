@@ -1112,14 +1112,6 @@ far_reached_cb(struct ev_loop *loop, ev_async *w, int revents)
     ((far_server *) w->data)->got_all = true;
 }
 
-static void
-far_late_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void) loop;
-    (void) revents;
-    *(bool *) w->data = true;
-}
-
 static void *
 far_main(void *arg)
 {
@@ -1173,7 +1165,7 @@ far_wait(far_server *fs, fixture *fx, int want)
     fs->want = want;
     fs->got_all = fs->n >= want;
     pthread_mutex_unlock(&fs->mu);
-    ev_timer_init(&t, far_late_cb, 2.0, 0.);
+    ev_timer_init(&t, fx_flag_cb, 2.0, 0.);
     t.data = &late;
     ev_timer_start(fx->loop, &t);
     while (!fs->got_all && !late && !fx->guard_fired)

@@ -605,14 +605,6 @@ prep_call_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 }
 
 static void
-prep_late_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void) loop;
-    (void) revents;
-    ((prep_call *) w->data)->timed_out = true;
-}
-
-static void
 prepared_call(fixture *fx, int priority, bool nest)
 {
     prep_call pc = {.fx = fx, .nest = nest};
@@ -633,8 +625,8 @@ prepared_call(fixture *fx, int priority, bool nest)
     for (int i = 0; i < 8; i++)
         ev_run(fx->loop, EVRUN_NOWAIT);
     pc.armed = true; // straight into the open connection's output
-    ev_timer_init(&pc.late, prep_late_cb, 2.0, 0.);
-    pc.late.data = &pc;
+    ev_timer_init(&pc.late, fx_flag_cb, 2.0, 0.);
+    pc.late.data = &pc.timed_out;
     ev_timer_start(fx->loop, &pc.late);
     while (pc.o.runs == 0 && !pc.timed_out && !fx->guard_fired)
         ev_run(fx->loop, EVRUN_ONCE);

@@ -285,6 +285,14 @@ flag_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 void
+fx_flag_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void) loop;
+    (void) revents;
+    *(bool *) w->data = true;
+}
+
+void
 fx_run_for(fixture *fx, double seconds)
 {
     ev_timer t;

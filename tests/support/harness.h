@@ -80,6 +80,10 @@ void fx_wait(fixture *fx, outcome *o);
 // fx_run_for runs the loop for a while of loop time (timers, not sleep).
 void fx_run_for(fixture *fx, double seconds);
 
+// fx_flag_cb, a timer's callback, sets the bool at w->data: a test's own
+// bound on how long something may take ("it hung").
+void fx_flag_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
 // fx_call sends test_methods[m] with text; returns rr_channel_call's rv.
 int fx_call(fixture *fx, int m, const char *text, const rr_call_opts *o,
             outcome *out);
