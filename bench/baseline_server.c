@@ -10,8 +10,15 @@
 // --raw makes it the raw echo, the physical ceiling of the loopback: the
 // same frames, each body copied back as it came, with no protobuf at all.
 //
-//   baseline-server [--port P] [--raw]   prints "port N", serves until
-//                                        SIGTERM
+// --named: each request body starts with the method's name (a length
+// byte, then the name), which the server compares with the one it serves
+// before it unpacks, as the least any server routing by name must do.
+// With rawrpc-bench --pack --named this is the limit of a client that,
+// like every RPC client, packs the caller's message and names the method
+// on each call (bench/limit-parts.sh).
+//
+//   baseline-server [--port P] [--raw | --named]   prints "port N",
+//                                                  serves until SIGTERM
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,6 +39,10 @@
 #define READ_MAX ((size_t) 256 * 1024)
 
 static bool raw_echo; // --raw
+static bool named;    // --named
+
+// The name --named requests carry: the echo's method (rawrpc's echo.proto).
+static const char method_name[] = "/rawrpc.echo.Echo/Echo";
 
 typedef struct bconn {
     ev_io rio, wio;
@@ -101,6 +112,14 @@ bconn_answer(bconn *c, uint32_t id, const uint8_t *p, size_t len)
             return -1;
         memcpy(body, p, len);
         return 0;
+    }
+    if (named) { // routing: the name must be the served one
+        size_t n = len > 0 ? p[0] : 0;
+        if (len < 1 + n || n != sizeof(method_name) - 1 ||
+            memcmp(p + 1, method_name, n) != 0)
+            return -1;
+        p += 1 + n;
+        len -= 1 + n;
     }
     Rawrpc__Echo__EchoRequest *req =
         rawrpc__echo__echo_request__unpack(NULL, len, p);
@@ -230,8 +249,11 @@ main(int argc, char **argv)
             sin.sin_port = htons((uint16_t) strtoul(argv[++i], NULL, 10));
         } else if (strcmp(argv[i], "--raw") == 0) {
             raw_echo = true;
+        } else if (strcmp(argv[i], "--named") == 0) {
+            named = true;
         } else {
-            fprintf(stderr, "usage: baseline-server [--port P] [--raw]\n");
+            fprintf(stderr,
+                    "usage: baseline-server [--port P] [--raw | --named]\n");
             return 2;
         }
     }

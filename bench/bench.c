@@ -7,9 +7,16 @@
 // is the bare protocol without protobuf (the reply's bytes are not
 // unpacked), against baseline-server --raw.
 //
+// Two options make the baseline client do what every RPC client must,
+// one at a time (bench/limit-parts.sh): --pack packs the caller's message
+// on each call, straight into the output, where the plain baseline copies
+// bytes it packed once; --named puts the method's name ahead of each
+// request, for baseline-server --named.
+//
 //   rawrpc-bench --system rawrpc|baseline|raw --port P [--conns N]
 //                [--inflight M] [--payload BYTES] [--duration S]
 //                [--warmup S] [--server-pid PID] [--scenario NAME]
+//                [--pack] [--named]
 //
 // Prints one JSON object: calls/s, latency quantiles from a histogram
 // with under 1 % error, CPU time per call on both sides (the server's
@@ -92,6 +99,8 @@ struct bench {
     struct ev_loop *loop;
     bool baseline; // the bare protocol (baseline or raw)
     bool no_proto; // raw: replies are not unpacked
+    bool pack;     // baseline: pack the request on each call
+    bool named;    // baseline: the method's name ahead of each request
     int conns, inflight;
     size_t payload;
     double duration, warmup;
@@ -177,11 +186,18 @@ get32(const uint8_t *p)
            (uint32_t) p[2] << 8 | p[3];
 }
 
+// The name --named requests carry, as baseline-server --named expects it.
+static const char method_name[] = "/rawrpc.echo.Echo/Echo";
+
 static void
 raw_queue(rawconn *c, slot *s)
 {
     bench *b = s->b; // set for every slot before the first call
-    size_t need = c->out_len + 8 + b->req_len;
+    size_t req_len = b->pack
+                         ? rawrpc__echo__echo_request__get_packed_size(&b->req)
+                         : b->req_len;
+    size_t name_len = b->named ? sizeof(method_name) : 0; // length byte too
+    size_t need = c->out_len + 8 + name_len + req_len;
 
     if (c->out == NULL || need > c->out_cap) {
         c->out_cap = need * 2;
@@ -189,10 +205,20 @@ raw_queue(rawconn *c, slot *s)
         if (c->out == NULL)
             exit(1);
     }
-    put32(c->out + c->out_len, (uint32_t) b->req_len);
-    put32(c->out + c->out_len + 4, s->id);
-    memcpy(c->out + c->out_len + 8, b->req_packed, b->req_len);
-    c->out_len += 8 + b->req_len;
+    uint8_t *p = c->out + c->out_len;
+    put32(p, (uint32_t) (name_len + req_len));
+    put32(p + 4, s->id);
+    p += 8;
+    if (b->named) {
+        p[0] = (uint8_t) (sizeof(method_name) - 1);
+        memcpy(p + 1, method_name, sizeof(method_name) - 1);
+        p += name_len;
+    }
+    if (b->pack)
+        rawrpc__echo__echo_request__pack(&b->req, p);
+    else
+        memcpy(p, b->req_packed, req_len);
+    c->out_len = need;
     s->start = now_ns();
 }
 
@@ -327,9 +353,12 @@ report(bench *b)
            "\"max_us\": %.2f, \"srv_cpu_us_per_call\": %.3f, "
            "\"cli_cpu_us_per_call\": %.3f, \"allocs_per_call\": %.3f, "
            "\"rss_kb\": %ld}\n",
-           b->no_proto   ? "raw"
-           : b->baseline ? "baseline"
-                         : "rawrpc",
+           b->no_proto           ? "raw"
+           : b->pack && b->named ? "baseline+pack+named"
+           : b->pack             ? "baseline+pack"
+           : b->named            ? "baseline+named"
+           : b->baseline         ? "baseline"
+                                 : "rawrpc",
            b->scenario, b->payload, b->conns, b->inflight,
            (unsigned long long) b->calls, (unsigned long long) b->errors,
            (double) b->calls / secs, (double) hist_quantile(&b->h, 0.50) / 1e3,
@@ -354,6 +383,8 @@ main(int argc, char **argv)
         {"warmup", required_argument, NULL, 'w'},
         {"server-pid", required_argument, NULL, 'P'},
         {"scenario", required_argument, NULL, 'n'},
+        {"pack", no_argument, NULL, 'k'},
+        {"named", no_argument, NULL, 'm'},
         {NULL, 0, NULL, 0},
     };
     unsigned port = 0;
@@ -397,10 +428,21 @@ main(int argc, char **argv)
         case 'n':
             b.scenario = optarg;
             break;
+        case 'k':
+            b.pack = true;
+            break;
+        case 'm':
+            b.named = true;
+            break;
         default:
             fprintf(stderr, "usage: see bench/bench.c\n");
             return 2;
         }
+    }
+    if ((b.pack || b.named) && (!b.baseline || b.no_proto)) {
+        fprintf(stderr, "rawrpc-bench: --pack and --named are for "
+                        "--system baseline\n");
+        return 2;
     }
     if (port == 0 || port > 65535) {
         fprintf(stderr, "rawrpc-bench: --port is required\n");
