@@ -14,6 +14,8 @@
 # shared, noisy machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/wait-port.sh
+. bench/wait-port.sh
 
 old=${1:?usage: bench/compare-commits.sh OLD [NEW] [--rounds N]}
 shift
@@ -69,12 +71,8 @@ run_one() { # bin label name payload conns inflight
     : >"$portfile"
     "${pin_srv[@]}" "$bin/rawrpc-bench-server" >"$portfile" &
     spid=$!
-    for _ in $(seq 250); do
-        [ -s "$portfile" ] && break
-        sleep 0.02 # waiting for another process to print, not a test
-    done
     local port
-    port=$(awk '{print $2}' "$portfile")
+    port=$(wait_port "$portfile")
     [ -n "$port" ] || { echo "compare-commits: no server" >&2; exit 1; }
     "${pin_cli[@]}" "$bin/rawrpc-bench" --system rawrpc --scenario "$3" \
         --payload "$4" --conns "$5" --inflight "$6" --duration "$duration" \

@@ -22,6 +22,8 @@
 # from one run mean anything on a shared, noisy machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/wait-port.sh
+. bench/wait-port.sh
 
 quick=false
 [ "${1:-}" = "--quick" ] && quick=true
@@ -84,11 +86,7 @@ server_start() {
     portfile=$(mktemp)
     "${pin_srv[@]}" "$server" "$@" >"$portfile" &
     spid=$!
-    for _ in $(seq 250); do
-        [ -s "$portfile" ] && break
-        sleep 0.02
-    done
-    port=$(awk '{print $2}' "$portfile")
+    port=$(wait_port "$portfile")
     rm -f "$portfile"
     [ -n "$port" ] || { echo "compare: $server did not start" >&2; exit 1; }
 }

@@ -16,6 +16,8 @@
 # adds).  docs/PERFORMANCE.md ("What the limit leaves out") records a run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/wait-port.sh
+. bench/wait-port.sh
 
 rounds=5 duration=3 only=()
 while [ $# -gt 0 ]; do
@@ -65,11 +67,7 @@ server_start() { # server words...
     : >"$portfile"
     "${pin_srv[@]}" "$bin/$1" "${@:2}" >"$portfile" &
     spid=$!
-    for _ in $(seq 250); do
-        [ -s "$portfile" ] && break
-        sleep 0.02 # waiting for another process to print, not a test
-    done
-    port=$(awk '{print $2}' "$portfile")
+    port=$(wait_port "$portfile")
     [ -n "$port" ] || { echo "limit-parts: no server" >&2; exit 1; }
 }
 
